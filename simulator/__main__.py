@@ -1,0 +1,93 @@
+"""Command line: ``python -m simulator --host 127.0.0.1 --port 0 [options]``.
+
+Prints exactly one line, ``simulator listening on http://HOST:PORT``, to stdout once listening;
+all logging goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from simulator.config import Dialect, SimConfig
+from simulator.server import is_loopback, serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m simulator", description="Simulated OpenAI Videos (Sora) API for local runs and tests."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default)")
+    parser.add_argument("--dialect", choices=[d.value for d in Dialect], default=Dialect.OPENAI.value)
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiply every realistic duration (0.01 = 100x faster)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for jitter and random failures")
+    parser.add_argument("--api-key", default=None, help="the only accepted key (default: any non-empty key)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="media cache (default: a temp dir)")
+    parser.add_argument("--fail-rate", type=float, default=0.0, help="probability a /v1 request fails")
+    parser.add_argument("--fail-code", type=int, default=500, help="HTTP status of random failures")
+    parser.add_argument("--slow-ms", type=float, default=0.0, help="delay added to every /v1 response")
+    parser.add_argument(
+        "--expire-after",
+        type=float,
+        default=None,
+        help="content lifetime in realistic seconds (default 3600)",
+    )
+    parser.add_argument("--never-finish", action="store_true", help="every job stays in progress forever")
+    parser.add_argument("--log-level", default="WARNING", help="stderr logging level (default WARNING)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, serve until interrupted, clean up a temporary data dir.
+
+    Returns:
+        The process exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(message)s")
+    if not is_loopback(args.host):
+        parser.error(f"--host must be a loopback address, not {args.host!r}")
+    owned_dir = args.data_dir is None
+    data_dir: Path = Path(tempfile.mkdtemp(prefix="sora-sim-")) if owned_dir else args.data_dir
+    try:
+        config = SimConfig(
+            dialect=Dialect(args.dialect),
+            time_scale=args.time_scale,
+            seed=args.seed,
+            api_key=args.api_key,
+            data_dir=data_dir,
+            fail_rate=args.fail_rate,
+            fail_code=args.fail_code,
+            slow_ms=args.slow_ms,
+            expire_after=args.expire_after,
+            never_finish=args.never_finish,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    def announce(url: str) -> None:
+        print(f"simulator listening on {url}", flush=True)
+
+    try:
+        asyncio.run(serve(config, args.host, args.port, announce))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if owned_dir:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,380 @@
+"""The simulated Videos API: routes, authentication, fault handling and response shapes."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from simulator import errors
+from simulator.config import Dialect, SimConfig
+from simulator.control import ControlApi
+from simulator.errors import ApiError
+from simulator.faults import FaultAction, FaultBook, LoseMode, Route
+from simulator.lifecycle import JobStatus, Snapshot
+from simulator.media import MediaLibrary, Variant
+from simulator.replies import FileReply, JsonReply, Reply, error_response, reset_connection, send
+from simulator.state import DEFAULT_PAGE, MAX_PAGE, Job, JobStore
+from simulator.validation import CreateSpec, RawBody, read_body, validate_create, validate_remix
+
+log = logging.getLogger("simulator")
+
+#: Reference images can be several megabytes; aiohttp's default limit is 1 MiB.
+MAX_BODY = 64 * 1024 * 1024
+_FILE_NAME = re.compile(r"^(video_[0-9a-f]+)\.mp4$")
+
+Operation = Callable[[], Awaitable[Reply]]
+
+
+@web.middleware
+async def _error_envelope(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer every API failure in OpenAI's envelope, including unknown paths and methods."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error)
+    except web.HTTPException as exc:
+        if exc.status < 400 or not request.path.startswith(("/v1/", "/files/", "/_sim/")):
+            raise
+        return error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}"))
+    except ConnectionError:
+        raise
+    except Exception:
+        # A simulator bug must still look like a server error to the client, not a crash.
+        log.exception("unexpected error handling %s %s", request.method, request.path)
+        return error_response(errors.for_status(500))
+
+
+class Simulator:
+    """One simulated service: its jobs, fault rules, media cache and request counters.
+
+    Args:
+        config: Behaviour settings.
+        clock: Source of the current time in seconds (wall clock by default).
+    """
+
+    def __init__(self, config: SimConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.store = JobStore(config, clock)
+        self.faults = FaultBook(fail_rate=config.fail_rate, seed=config.seed)
+        self.media = MediaLibrary(config.data_dir)
+        self.requests: dict[str, int] = {}
+        self.reset_counters()
+        # Signs gateway download URLs; per process, so URLs die with the simulator like real ones expire.
+        self._url_secret = secrets.token_bytes(16)
+
+    def build_app(self) -> web.Application:
+        """The aiohttp application serving ``/v1``, gateway ``/files`` and ``/_sim`` control routes."""
+        app = web.Application(middlewares=[_error_envelope], client_max_size=MAX_BODY)
+        app.router.add_post("/v1/videos", self.create)
+        app.router.add_get("/v1/videos", self.list_videos)
+        app.router.add_get("/v1/videos/{video_id}", self.retrieve)
+        app.router.add_delete("/v1/videos/{video_id}", self.delete)
+        app.router.add_get("/v1/videos/{video_id}/content", self.content)
+        app.router.add_post("/v1/videos/{video_id}/remix", self.remix)
+        app.router.add_get("/files/{file_name}", self.file)
+        ControlApi(self).register(app)
+        return app
+
+    def reset_counters(self) -> None:
+        """Zero the per-route request counters."""
+        self.requests = {route.value: 0 for route in Route if route is not Route.ANY}
+
+    # ----- /v1 handlers -------------------------------------------------------------------------
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/videos``."""
+        await self._admit(request, Route.CREATE)
+        body = await read_body(request)
+        return await self._respond(
+            request, Route.CREATE, body.prompt_hint, lambda: self._create(request, body)
+        )
+
+    async def retrieve(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/videos/{id}``."""
+        await self._admit(request, Route.RETRIEVE)
+        video_id = request.match_info["video_id"]
+
+        async def operation() -> Reply:
+            return self._video_reply(request, self.store.get(video_id))
+
+        return await self._respond(request, Route.RETRIEVE, self._prompt_of(video_id), operation)
+
+    async def list_videos(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/videos?after=&limit=&order=``."""
+        await self._admit(request, Route.LIST)
+
+        async def operation() -> Reply:
+            return self._list(request)
+
+        return await self._respond(request, Route.LIST, None, operation)
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        """``DELETE /v1/videos/{id}``."""
+        await self._admit(request, Route.DELETE)
+        video_id = request.match_info["video_id"]
+
+        async def operation() -> Reply:
+            job = self.store.delete(video_id)
+            self.media.discard(job.id)
+            return JsonReply({"id": job.id, "deleted": True, "object": "video.deleted"})
+
+        return await self._respond(request, Route.DELETE, self._prompt_of(video_id), operation)
+
+    async def content(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/videos/{id}/content?variant=video|thumbnail|spritesheet``."""
+        await self._admit(request, Route.CONTENT)
+        video_id = request.match_info["video_id"]
+
+        async def operation() -> Reply:
+            job = self.store.get(video_id)
+            raw_variant = request.query.get("variant", Variant.VIDEO.value)
+            try:
+                variant = Variant(raw_variant)
+            except ValueError:
+                raise errors.invalid(
+                    f"Invalid value: '{raw_variant}'. Supported values are: 'video', 'thumbnail', "
+                    "and 'spritesheet'.",
+                    param="variant",
+                ) from None
+            if self.config.dialect is Dialect.GATEWAY and variant is not Variant.VIDEO:
+                raise errors.not_found(f"Variant '{variant.value}' is not available for video '{job.id}'.")
+            return await self._asset_reply(job, variant)
+
+        return await self._respond(request, Route.CONTENT, self._prompt_of(video_id), operation)
+
+    async def remix(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/videos/{id}/remix``."""
+        await self._admit(request, Route.REMIX)
+        video_id = request.match_info["video_id"]
+        body = await read_body(request)
+        prompt = body.prompt_hint or self._prompt_of(video_id)
+        return await self._respond(request, Route.REMIX, prompt, lambda: self._remix(request, video_id, body))
+
+    async def file(self, request: web.Request) -> web.StreamResponse:
+        """``GET /files/{id}.mp4?sig=``: the gateway dialect's unauthenticated download URL."""
+        self.requests[Route.FILES.value] += 1
+        match = _FILE_NAME.match(request.match_info["file_name"])
+        if self.config.dialect is not Dialect.GATEWAY or match is None:
+            raise errors.not_found("File not found.")
+        video_id = match.group(1)
+        if not hmac.compare_digest(request.query.get("sig", ""), self._signature(video_id)):
+            raise ApiError(403, "Invalid or missing download signature.", code="invalid_signature")
+
+        async def operation() -> Reply:
+            return await self._asset_reply(self.store.get(video_id), Variant.VIDEO)
+
+        return await self._respond(request, Route.FILES, self._prompt_of(video_id), operation)
+
+    # ----- request pipeline ---------------------------------------------------------------------
+
+    async def _admit(self, request: web.Request, route: Route) -> None:
+        """Count, authenticate, then apply the CLI-wide slowness and random failures."""
+        self.requests[route.value] += 1
+        self._authenticate(request)
+        if self.config.slow_ms > 0:
+            await asyncio.sleep(self.config.slow_ms / 1000)
+        if self.faults.random_failure():
+            raise errors.for_status(self.config.fail_code)
+
+    def _authenticate(self, request: web.Request) -> None:
+        """Accept ``Authorization: Bearer <key>`` (OpenAI) or ``api-key: <key>`` (Azure)."""
+        candidates: list[str] = []
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            candidates.append(token.strip())
+        if request.headers.get("api-key", "").strip():
+            candidates.append(request.headers["api-key"].strip())
+        if not candidates:
+            raise ApiError(
+                401,
+                "You didn't provide an API key. You need to provide your API key in an Authorization "
+                "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                code="missing_api_key",
+            )
+        expected = self.config.api_key
+        if expected is not None and not any(hmac.compare_digest(c, expected) for c in candidates):
+            shown = candidates[0][:6] + "*" * 4 + candidates[0][-4:] if len(candidates[0]) > 10 else "***"
+            raise ApiError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+
+    async def _respond(
+        self, request: web.Request, route: Route, prompt: str | None, operation: Operation
+    ) -> web.StreamResponse:
+        """Run an operation under the first matching fault rule, if any."""
+        rule = self.faults.take(route, prompt)
+        action = rule.action if rule is not None else None
+        if rule is not None:
+            if action is FaultAction.ERROR:
+                return error_response(errors.for_status(rule.status))
+            if action is FaultAction.RATE_LIMIT:
+                return error_response(errors.rate_limited(rule.retry_after))
+            if action is FaultAction.RESET:
+                return reset_connection(request)
+            if action is FaultAction.SLOW:
+                await asyncio.sleep(rule.delay)
+        try:
+            reply = await operation()
+        except ApiError as error:
+            reply = JsonReply.from_error(error)
+        if rule is not None and action is FaultAction.LOSE_RESPONSE:
+            # The work is done (a job may exist now); only the answer goes missing.
+            if isinstance(reply, JsonReply) and reply.job_id is not None:
+                job = self.store.find(reply.job_id)
+                if job is not None:
+                    job.response_lost = True
+            if rule.mode is LoseMode.RESET:
+                return reset_connection(request)
+            return error_response(errors.for_status(rule.status))
+        return await send(request, reply, truncate=action is FaultAction.TRUNCATE)
+
+    # ----- operations ---------------------------------------------------------------------------
+
+    async def _create(self, request: web.Request, body: RawBody) -> Reply:
+        key = request.headers.get("Idempotency-Key")
+        replay = self._idempotent_replay(request, key)
+        if replay is not None:
+            return replay
+        spec = validate_create(body, self.config.dialect)
+        job = self.store.create(spec, idempotency_key=key)
+        log.info("created %s (%s, %s, %ss)", job.id, spec.model, spec.size, spec.seconds)
+        return self._video_reply(request, job, created=True)
+
+    async def _remix(self, request: web.Request, video_id: str, body: RawBody) -> Reply:
+        source = self.store.get(video_id)
+        prompt = validate_remix(body, self.config.dialect)
+        status = source.observe(self.clock()).status
+        if status is not JobStatus.COMPLETED:
+            raise errors.invalid(
+                f"Video '{video_id}' is {status.value}; only completed videos can be remixed.",
+                param="video_id",
+                code="invalid_request",
+            )
+        key = request.headers.get("Idempotency-Key")
+        replay = self._idempotent_replay(request, key)
+        if replay is not None:
+            return replay
+        spec = CreateSpec(
+            prompt, source.spec.model, source.spec.seconds, source.spec.width, source.spec.height
+        )
+        job = self.store.create(spec, idempotency_key=key, remixed_from=source.id)
+        return self._video_reply(request, job, created=True)
+
+    def _idempotent_replay(self, request: web.Request, key: str | None) -> Reply | None:
+        # OpenAI has no idempotency for videos (it only records the key); gateways honour it.
+        if self.config.dialect is not Dialect.GATEWAY or not key:
+            return None
+        existing = self.store.by_idempotency_key(key)
+        return self._video_reply(request, existing) if existing is not None else None
+
+    def _list(self, request: web.Request) -> Reply:
+        query = request.query
+        raw_limit = query.get("limit", str(DEFAULT_PAGE))
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_PAGE:
+            raise errors.invalid(
+                f"Invalid 'limit': {raw_limit!r}. Expected an integer from 1 to {MAX_PAGE}.", param="limit"
+            )
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise errors.invalid(
+                f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order"
+            )
+        jobs, has_more = self.store.page(
+            after=query.get("after") or None, limit=limit, descending=order == "desc"
+        )
+        now = self.clock()
+        data = [self.video_json(request, job, job.observe(now)) for job in jobs]
+        return JsonReply(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": has_more,
+            }
+        )
+
+    async def _asset_reply(self, job: Job, variant: Variant) -> Reply:
+        snapshot = job.observe(self.clock())
+        if snapshot.status is JobStatus.FAILED:
+            raise errors.not_found(f"Video '{job.id}' failed; it has no content.")
+        if snapshot.status is not JobStatus.COMPLETED:
+            raise errors.not_found(
+                f"Video '{job.id}' is not ready yet (status: {self.wire_status(snapshot)}); "
+                "content is available once it has completed."
+            )
+        if snapshot.expired:
+            raise errors.not_found(f"Video content for '{job.id}' has expired and is no longer available.")
+        spec = job.spec
+        path = await self.media.asset(variant, job.id, spec.width, spec.height, spec.seconds)
+        return FileReply(path, variant.content_type)
+
+    # ----- shapes -------------------------------------------------------------------------------
+
+    def wire_status(self, snapshot: Snapshot) -> str:
+        """The status as this dialect reports it (gateways say ``processing``)."""
+        if self.config.dialect is Dialect.GATEWAY and snapshot.status is JobStatus.IN_PROGRESS:
+            return "processing"
+        return snapshot.status.value
+
+    def video_json(self, request: web.Request, job: Job, snapshot: Snapshot) -> dict[str, Any]:
+        """The Video object, exactly as the SDK types it (plus download URLs for gateways)."""
+        spec = job.spec
+        error = None
+        if snapshot.status is JobStatus.FAILED:
+            error = {"code": snapshot.error_code, "message": snapshot.error_message}
+        video: dict[str, Any] = {
+            "id": job.id,
+            "object": "video",
+            "created_at": int(job.created),
+            "completed_at": _timestamp(snapshot.completed_at),
+            "expires_at": _timestamp(snapshot.expires_at),
+            "model": spec.model,
+            "progress": snapshot.progress,
+            "prompt": spec.prompt,
+            "remixed_from_video_id": job.remixed_from,
+            "seconds": str(spec.seconds),
+            "size": spec.size,
+            "status": self.wire_status(snapshot),
+            "error": error,
+        }
+        if self.config.dialect is Dialect.GATEWAY and snapshot.status is JobStatus.COMPLETED:
+            url = self._file_url(request, job.id)
+            video.update(url=url, video_url=url, outputs={"video_url": url})
+        return video
+
+    def _video_reply(self, request: web.Request, job: Job, *, created: bool = False) -> JsonReply:
+        snapshot = job.observe(self.clock())
+        return JsonReply(
+            self.video_json(request, job, snapshot),
+            headers={"openai-poll-after-ms": str(self.config.poll_after_ms)},
+            job_id=job.id if created else None,
+        )
+
+    def _prompt_of(self, video_id: str) -> str | None:
+        job = self.store.find(video_id)
+        return job.spec.prompt if job is not None else None
+
+    def _signature(self, video_id: str) -> str:
+        return hmac.new(self._url_secret, video_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def _file_url(self, request: web.Request, video_id: str) -> str:
+        return f"{request.scheme}://{request.host}/files/{video_id}.mp4?sig={self._signature(video_id)}"
+
+
+def _timestamp(value: float | None) -> int | None:
+    return None if value is None else int(value)

@@ -1,0 +1,1 @@
+"""Vercel Blob API emulator: ``python -m simulator.blob``; harness in ``simulator.blob.testing``."""

@@ -1,0 +1,77 @@
+"""Runtime configuration of the simulator, shared by every module."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+#: Realistic content lifetime after completion (OpenAI: download links live one hour).
+DEFAULT_CONTENT_LIFETIME_S = 3600.0
+
+
+class Dialect(StrEnum):
+    """Which flavour of the Videos protocol the simulator speaks."""
+
+    OPENAI = "openai"
+    GATEWAY = "gateway"
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that shapes the simulator's behaviour.
+
+    Attributes:
+        dialect: Protocol flavour (strict OpenAI or LiteLLM-style gateway).
+        time_scale: Factor applied to every realistic duration (0.01 = 100x faster).
+        seed: Seed for jitter and random failures, so runs are reproducible.
+        api_key: The only accepted key, or None to accept any non-empty key.
+        data_dir: Where rendered media is written and cached.
+        fail_rate: Probability that a /v1 request fails with ``fail_code``.
+        fail_code: HTTP status used for random failures.
+        slow_ms: Delay added before every /v1 response.
+        expire_after: Realistic content lifetime override in seconds (None = one hour).
+        never_finish: Every job stays in progress forever.
+    """
+
+    dialect: Dialect = Dialect.OPENAI
+    time_scale: float = 1.0
+    seed: int = 0
+    api_key: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "sora-sim")
+    fail_rate: float = 0.0
+    fail_code: int = 500
+    slow_ms: float = 0.0
+    expire_after: float | None = None
+    never_finish: bool = False
+
+    def __post_init__(self) -> None:
+        if self.time_scale <= 0:
+            raise ValueError("time_scale must be positive")
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError("fail_rate must be between 0 and 1")
+        if not 400 <= self.fail_code <= 599:
+            raise ValueError("fail_code must be an HTTP error status (400-599)")
+        if self.slow_ms < 0:
+            raise ValueError("slow_ms must not be negative")
+        if self.expire_after is not None and self.expire_after < 0:
+            raise ValueError("expire_after must not be negative")
+
+    def scaled(self, realistic_seconds: float) -> float:
+        """Convert a realistic duration into simulator time."""
+        return realistic_seconds * self.time_scale
+
+    @property
+    def content_lifetime(self) -> float:
+        """How long content stays downloadable after completion, in simulator seconds."""
+        if self.expire_after is not None:
+            # An explicit override is honoured exactly so tests can make content expire quickly.
+            return self.scaled(self.expire_after)
+        # Never shorter than a second: a client needs a moment to fetch what it was told exists.
+        return max(1.0, self.scaled(DEFAULT_CONTENT_LIFETIME_S))
+
+    @property
+    def poll_after_ms(self) -> int:
+        """The ``openai-poll-after-ms`` hint: OpenAI suggests polling every 10-20 s."""
+        return max(20, round(10_000 * self.time_scale))

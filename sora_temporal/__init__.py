@@ -1,0 +1,1 @@
+"""sora-temporal: durable text-to-video jobs over the OpenAI Videos protocol."""
