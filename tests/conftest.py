@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,11 +21,11 @@ from activities.video import VideoActivities
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes
 from sora_temporal.db import VideoCatalog, create_tables, make_engine
-from sora_temporal.devstack import venv_binary
+from sora_temporal.devstack import stop, venv_binary
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.local import LocalStorage
-from support import Stack
+from support import Deployment, Stack
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -122,3 +122,41 @@ def task_queue() -> str:
 def executor() -> Iterator[ThreadPoolExecutor]:
     with ThreadPoolExecutor(max_workers=4) as pool:
         yield pool
+
+
+@pytest.fixture
+def deploy(
+    dev_env: WorkflowEnvironment, sim: RunningSimulator, tmp_path: Path
+) -> Iterator[Callable[..., Deployment]]:
+    """Configure worker processes against the dev server and this test's simulator."""
+    created: list[Deployment] = []
+
+    def make(database_url: str, **extra_env: str) -> Deployment:
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": sim.base_url,
+            "OPENAI_API_KEY": sim.api_key,
+            "STORAGE_BACKEND": "local",
+            "STORAGE_DIR": str(tmp_path / "storage"),
+            "DOWNLOAD_DIR": str(tmp_path / "downloads"),
+        }
+        env.pop("BLOB_READ_WRITE_TOKEN", None)
+        env.update(extra_env)
+        deployment = Deployment(env, tmp_path)
+        created.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in created:
+        for worker in deployment.workers:
+            stop(worker)
+
+
+@pytest.fixture
+def deployment(deploy: Callable[..., Deployment], sqlite_url: str) -> Iterator[Deployment]:
+    d = deploy(sqlite_url)
+    d.start_worker()
+    yield d

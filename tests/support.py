@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,8 @@ from temporalio.worker import Worker
 
 from activities.video import VideoActivities
 from simulator.testing import RunningSimulator
-from sora_temporal.db import VideoCatalog
+from sora_temporal.db import VideoCatalog, make_engine
+from sora_temporal.devstack import start_worker
 from sora_temporal.settings import Settings
 from worker import create_workers
 
@@ -37,3 +39,24 @@ def in_process_workers(
         host_task_queue=stack.settings.host_task_queue,
         executor=executor,
     )
+
+
+class Deployment:
+    """Worker processes configured like production, but pointed at loopback services."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
+        self.env = env
+        self.tmp_path = tmp_path
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.settings = Settings(task_queue=env["TEMPORAL_TASK_QUEUE"])
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        worker = start_worker(self.env, log_path=self.tmp_path / "worker.log")
+        self.workers.append(worker)
+        return worker
+
+    def catalog(self) -> VideoCatalog:
+        return VideoCatalog(make_engine(self.env["DATABASE_URL"]))
+
+    def storage_files(self) -> list[Path]:
+        return sorted(p for p in Path(self.env["STORAGE_DIR"]).rglob("*") if p.is_file())

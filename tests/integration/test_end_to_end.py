@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,73 +18,15 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from simulator.testing import RunningSimulator
+from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes as sa
-from sora_temporal.db import VideoCatalog, make_engine
-from sora_temporal.devstack import ROOT, start_worker, stop
-from sora_temporal.settings import Settings
+from sora_temporal.devstack import ROOT
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult
 from starter import start_video
+from support import Deployment
 from workflows.video import VideoGenerationWorkflow
 
 pytestmark = pytest.mark.integration
-
-
-class Deployment:
-    """Worker processes configured like production, but pointed at loopback services."""
-
-    def __init__(self, env: dict[str, str], tmp_path: Path) -> None:
-        self.env = env
-        self.tmp_path = tmp_path
-        self.workers: list[subprocess.Popen[bytes]] = []
-        self.settings = Settings(task_queue=env["TEMPORAL_TASK_QUEUE"])
-
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        worker = start_worker(self.env, log_path=self.tmp_path / "worker.log")
-        self.workers.append(worker)
-        return worker
-
-    def catalog(self) -> VideoCatalog:
-        return VideoCatalog(make_engine(self.env["DATABASE_URL"]))
-
-    def storage_files(self) -> list[Path]:
-        return sorted(p for p in Path(self.env["STORAGE_DIR"]).rglob("*") if p.is_file())
-
-
-@pytest.fixture
-def deploy(
-    dev_env: WorkflowEnvironment, sim: RunningSimulator, tmp_path: Path
-) -> Callable[[str], Deployment]:
-    created: list[Deployment] = []
-
-    def make(database_url: str) -> Deployment:
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
-            "DATABASE_URL": database_url,
-            "OPENAI_BASE_URL": sim.base_url,
-            "OPENAI_API_KEY": sim.api_key,
-            "STORAGE_BACKEND": "local",
-            "STORAGE_DIR": str(tmp_path / "storage"),
-            "DOWNLOAD_DIR": str(tmp_path / "downloads"),
-        }
-        env.pop("BLOB_READ_WRITE_TOKEN", None)
-        deployment = Deployment(env, tmp_path)
-        created.append(deployment)
-        return deployment
-
-    yield make  # type: ignore[misc]
-    for deployment in created:
-        for worker in deployment.workers:
-            stop(worker)
-
-
-@pytest.fixture
-def deployment(deploy: Callable[[str], Deployment], sqlite_url: str) -> Iterator[Deployment]:
-    d = deploy(sqlite_url)
-    d.start_worker()
-    yield d
 
 
 async def _start(
@@ -248,3 +189,33 @@ def test_the_starter_refuses_a_workflow_id_that_exists(deployment: Deployment, s
     assert first.returncode == 0
     assert second.returncode == 2
     assert "already exists" in second.stderr
+
+
+async def test_a_gateway_job_completes_through_its_download_url_without_thumbnails(
+    deploy: Callable[..., Deployment], sqlite_url: str, dev_env: WorkflowEnvironment
+) -> None:
+    with start_simulator(dialect="gateway", time_scale=0.01) as gateway:
+        d = deploy(sqlite_url, OPENAI_BASE_URL=gateway.base_url, OPENAI_API_KEY=gateway.api_key)
+        d.start_worker()
+        request = VideoRequest(
+            prompt="a tide pool at noon",
+            model="gemini/veo-3.1-generate-preview",
+            size="1920x1080",
+            seconds=5,
+            poll_interval_seconds=0.3,
+        )
+
+        handle = await start_video(dev_env.client, d.settings, request, f"gw-{uuid.uuid4()}")
+        result = await handle.result()
+
+        assert result.status is JobStatus.COMPLETED
+        assert (
+            result.urls.video_url
+            and result.urls.thumbnail_url is None
+            and result.urls.spritesheet_url is None
+        )
+        assert gateway.stats()["requests"].get("files", 0) >= 1
+        assert gateway.creates("a tide pool at noon") == 1
+        row = d.catalog().get(handle.id)
+        assert row is not None
+        assert (row.status, row.model, row.size, row.seconds) == ("completed", request.model, "1920x1080", 5)
