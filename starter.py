@@ -386,7 +386,9 @@ def list_jobs(
         if as_json:
             out.print_json(json.dumps(rows, default=str))
             return EXIT_OK
-        table = Table("workflow", "status", "progress", "model", "size", "s", "video", "created")
+        table = Table("workflow", "status", "%", "model", "size", "s", "stored at", "created")
+        for column in table.columns[:2]:
+            column.no_wrap = True
         for row in rows:
             table.add_row(
                 row["workflow_id"],

@@ -219,3 +219,27 @@ async def test_a_gateway_job_completes_through_its_download_url_without_thumbnai
         row = d.catalog().get(handle.id)
         assert row is not None
         assert (row.status, row.model, row.size, row.seconds) == ("completed", request.model, "1920x1080", 5)
+
+
+def test_a_worker_says_how_to_create_missing_search_attributes(
+    deploy: Callable[..., Deployment], sqlite_url: str, time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """The time-skipping server has no custom search attributes: the worker still runs, and says so."""
+    d = deploy(sqlite_url, TEMPORAL_ADDRESS=time_skipping_env.client.service_client.config.target_host)
+
+    d.start_worker()
+
+    log = (tmp_path / "worker.log").read_text()
+    assert "custom search attributes missing: SoraStatus" in log
+    assert (
+        "temporal operator search-attribute create --namespace default --name SoraStatus --type Keyword"
+        in log
+    )
+
+
+def test_a_worker_stops_cleanly_on_sigterm(deployment: Deployment) -> None:
+    (worker,) = deployment.workers
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=30) == 0
