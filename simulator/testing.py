@@ -10,17 +10,14 @@ Example:
 
 from __future__ import annotations
 
-import os
-import queue
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 from aiohttp import web
@@ -28,6 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from simulator.app import Simulator
 from simulator.config import SimConfig
+from simulator.process import start_ready, terminate
 
 READY_PREFIX = "simulator listening on "
 STARTUP_TIMEOUT_S = 15.0
@@ -150,13 +148,10 @@ def start_simulator(
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
     command += list(extra_args)
-    env = dict(os.environ)
-    # Importable from any working directory, installed or not.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_REPO_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
+    process, line = start_ready(command, ready=READY_PREFIX, timeout=STARTUP_TIMEOUT_S)
     running: RunningSimulator | None = None
     try:
-        root_url = _wait_until_listening(process)
+        root_url = line.removeprefix(READY_PREFIX).strip()
         running = RunningSimulator(
             root_url=root_url, base_url=root_url + "/v1", api_key=api_key, process=process
         )
@@ -164,42 +159,7 @@ def start_simulator(
     finally:
         if running is not None:
             running.close()
-        _stop(process)
-
-
-def _wait_until_listening(process: subprocess.Popen[bytes]) -> str:
-    assert process.stdout is not None
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    try:
-        line = lines.get(timeout=STARTUP_TIMEOUT_S)
-    except queue.Empty:
-        raise RuntimeError(f"simulator did not report listening within {STARTUP_TIMEOUT_S:.0f} s") from None
-    if line is None or not line.startswith(READY_PREFIX):
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        raise RuntimeError(f"simulator failed to start (exit code {process.returncode}, first line {line!r})")
-    return line.removeprefix(READY_PREFIX).strip()
-
-
-def _pump(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
-    # Keep draining stdout so the child can never block on a full pipe; the pipe closes at EOF.
-    with stream:
-        for raw in stream:
-            lines.put(raw.decode(errors="replace"))
-    lines.put(None)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        terminate(process)
 
 
 class FakeClock:

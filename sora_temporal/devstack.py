@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from simulator.process import start_ready
+from simulator.process import terminate as stop
 from sora_temporal import search_attributes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,40 +73,6 @@ def wait_for_port(
     raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:g} s")
 
 
-def wait_for_line(process: subprocess.Popen[bytes], marker: str, *, timeout: float) -> str:
-    """Read the process's stdout until a line contains ``marker``."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    os.set_blocking(process.stdout.fileno(), False)
-    buffer = b""
-    while time.monotonic() < deadline:
-        chunk = process.stdout.read()
-        if chunk:
-            buffer += chunk
-            for line in buffer.decode(errors="replace").splitlines():
-                if marker in line:
-                    os.set_blocking(process.stdout.fileno(), True)
-                    return line
-        elif process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args!r} exited with {process.returncode}: {buffer.decode(errors='replace')[-2000:]}"
-            )
-        time.sleep(0.05)
-    raise TimeoutError(f"{process.args!r} did not print {marker!r} within {timeout:g} s")
-
-
-def stop(process: subprocess.Popen[bytes] | None, *, timeout: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL if it lingers."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=timeout)
-
-
 @dataclass
 class DevServer:
     """A ``temporal server start-dev`` process."""
@@ -142,10 +110,7 @@ class DevServer:
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
-        log: IO[bytes] | int = subprocess.DEVNULL
-        if self.log_path is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = self.log_path.open("ab")
+        log = _log(self.log_path)
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.host, self.port, timeout=timeout, process=self.process)
         return self
@@ -158,42 +123,39 @@ def start_worker(
     env: Mapping[str, str], *, log_path: Path | None = None, timeout: float = 60.0
 ) -> subprocess.Popen[bytes]:
     """``python worker.py`` with ``env``; returns once it polls its task queues."""
-    process = subprocess.Popen(
+    process, _ = start_ready(
         [sys.executable, str(ROOT / "worker.py")],
+        ready="worker ready",
+        timeout=timeout,
+        env=env,
         cwd=ROOT,
-        env=dict(env),
-        stdout=subprocess.PIPE,
-        stderr=log_path.open("ab") if log_path else subprocess.DEVNULL,
-        start_new_session=True,
+        stderr=_log(log_path),
+        new_session=True,
     )
-    wait_for_line(process, "worker ready", timeout=timeout)
     return process
+
+
+def _log(path: Path | None) -> IO[bytes] | int:
+    if path is None:
+        return subprocess.DEVNULL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("ab")
 
 
 def start_simulator(port: int, *, time_scale: float, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """The Sora simulator on loopback."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "simulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--time-scale",
-            str(time_scale),
-            "--api-key",
-            SIMULATOR_KEY,
-            "--data-dir",
-            str(DATA / "simulator"),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=log_path.open("ab") if log_path else subprocess.DEVNULL,
-        start_new_session=True,
+    command = [sys.executable, "-m", "simulator", "--host", "127.0.0.1", "--port", str(port)]
+    command += [
+        "--time-scale",
+        str(time_scale),
+        "--api-key",
+        SIMULATOR_KEY,
+        "--data-dir",
+        str(DATA / "simulator"),
+    ]
+    process, _ = start_ready(
+        command, ready="listening", timeout=30, cwd=ROOT, stderr=_log(log_path), new_session=True
     )
-    wait_for_line(process, "listening", timeout=30)
     return process
 
 

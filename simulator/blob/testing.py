@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx2
 
 from simulator.blob.app import new_token, store_id_from_token
+from simulator.process import start_ready, terminate
 from sora_temporal.storage.vercel import LoopbackBlobTransport
 
 _READY_PREFIX = "blob emulator listening on "
@@ -55,7 +54,7 @@ class RunningBlobEmulator:
         root: Where the emulator keeps its files.
     """
 
-    def __init__(self, base_url: str, token: str, root: Path, process: subprocess.Popen[str]) -> None:
+    def __init__(self, base_url: str, token: str, root: Path, process: subprocess.Popen[bytes]) -> None:
         self.base_url = base_url
         self.api_url = f"{base_url}/api/blob"
         self.token = token
@@ -172,54 +171,12 @@ def start_blob_emulator(
         token,
         *(extra_args or []),
     ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process, line = start_ready(command, ready=_READY_PREFIX, timeout=STARTUP_TIMEOUT)
     try:
-        base_url = _wait_for_ready(process)
+        base_url = line.removeprefix(_READY_PREFIX).strip()
         yield RunningBlobEmulator(base_url, token, root, process)
     finally:
-        _stop(process)
-
-
-def _wait_for_ready(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: list[str] = []
-    # readline() blocks, so a thread reads and we wait on it with a deadline.
-    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(STARTUP_TIMEOUT)
-    line = lines[0].strip() if lines else ""
-    if not line.startswith(_READY_PREFIX):
-        code = process.poll()
-        state = "did not start" if code is None else f"exited with {code}"
-        raise RuntimeError(f"blob emulator {state} within {STARTUP_TIMEOUT:.0f}s (stdout: {line!r})")
-    # Nothing else is expected on stdout, but a full pipe would freeze the emulator, so keep reading.
-    threading.Thread(target=_discard_lines, args=(stdout,), daemon=True).start()
-    return line.removeprefix(_READY_PREFIX)
-
-
-def _discard_lines(stream: IO[str]) -> None:
-    # Ends at EOF, or when _stop closes the stream under us.
-    with contextlib.suppress(ValueError, OSError):
-        for _ in stream:
-            pass
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-    if process.stdout is not None:
-        process.stdout.close()
+        terminate(process)
 
 
 __all__ = ["EmulatedObject", "RunningBlobEmulator", "start_blob_emulator"]
