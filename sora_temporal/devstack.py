@@ -236,7 +236,8 @@ def demo(args: argparse.Namespace) -> int:
         print(f"workflow id:  {workflow_id}")
         print(f"web UI:       http://localhost:8233/namespaces/default/workflows/{workflow_id}")
         print(f"status:       {result['status']}")
-        print(f"stored MP4:   {result['urls']['video_url']}")
+        video_url = result["urls"]["video_url"] or ""
+        print(f"stored MP4:   {video_url.removeprefix('file://')}")
         print(f"thumbnail:    {result['urls']['thumbnail_url']}")
         print(f"spritesheet:  {result['urls']['spritesheet_url']}")
         print(f"bytes/sha256: {result['byte_size']} / {result['sha256']}")
