@@ -31,6 +31,9 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest -q -ra
 
+faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m faults
+
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -7,6 +7,7 @@ the frame and centre-cropped to exactly ``width x height``.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import warnings
 from pathlib import Path
@@ -50,7 +51,10 @@ async def _download(url: str, *, max_bytes: int, timeout: float) -> bytes:
     chunks: list[bytes] = []
     received = 0
     try:
+        # httpx's timeout bounds each network step; this bounds the whole fetch, so a server that
+        # trickles bytes just fast enough to dodge the first cannot hold the activity indefinitely.
         async with (
+            asyncio.timeout(timeout),
             httpx.AsyncClient(timeout=timeout, follow_redirects=True, max_redirects=5) as client,
             client.stream("GET", url) as response,
         ):
@@ -66,6 +70,8 @@ async def _download(url: str, *, max_bytes: int, timeout: float) -> bytes:
                 chunks.append(chunk)
     except httpx.TimeoutException as err:
         raise ReferenceImageError(f"{url} did not answer within {timeout:g} s") from err
+    except TimeoutError as err:
+        raise ReferenceImageError(f"{url} was not received in full within {timeout:g} s") from err
     except httpx.HTTPError as err:
         raise ReferenceImageError(f"{url} is unreachable: {type(err).__name__}: {err}") from err
     return b"".join(chunks)
@@ -134,4 +140,5 @@ async def load_reference(
     """Fetch and fit a reference image in one step."""
     data = await fetch_reference(source, max_bytes=max_bytes, timeout=timeout)
     label = source if is_url(source) else Path(source).name
-    return fit_reference(data, width, height, name=label)
+    # Decoding and resizing a large photo takes seconds of CPU: keep the event loop (and heartbeats) free.
+    return await asyncio.to_thread(fit_reference, data, width, height, name=label)

@@ -7,11 +7,12 @@ so retry decisions live in one place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -72,6 +73,28 @@ class _Heartbeat:
             activity.heartbeat(done)
 
 
+@contextlib.asynccontextmanager
+async def _keep_heartbeating() -> AsyncIterator[None]:
+    """Heartbeat every HEARTBEAT_EVERY_SECONDS while the body waits on the network.
+
+    Liveness only (no details): with a heartbeat timeout, a worker that dies mid-call is noticed
+    in seconds rather than at the start-to-close timeout.
+    """
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 @dataclass
 class VideoActivities:
     """Activities for one worker process.
@@ -98,6 +121,10 @@ class VideoActivities:
         a timeout after sending) may still have made a billed job. Every retry attempt, and every
         ambiguous failure, first searches the recent jobs for one this workflow made.
         """
+        async with _keep_heartbeating():
+            return await self._submit(input)
+
+    async def _submit(self, input: SubmitInput) -> SubmitOutput:
         req = input.request
         info = activity.info()
         try:
@@ -203,6 +230,10 @@ class VideoActivities:
                 )
             thumbnail = await self._download_variant(input, "thumbnail", folder)
             spritesheet = await self._download_variant(input, "spritesheet", folder)
+        except ApplicationError:
+            # Already classified; ``raise err from err`` would make it its own cause, a cycle that
+            # the SDK's failure converter recurses on until it gives up and retries the activity.
+            raise
         except Exception as err:
             raise to_application_error(err, operation=f"download {input.video_id}") from err
         return DownloadOutput(

@@ -221,7 +221,7 @@ class Simulator:
                 return error_response(errors.rate_limited(rule.retry_after))
             if action is FaultAction.RESET:
                 return reset_connection(request)
-            if action is FaultAction.SLOW:
+            if action is FaultAction.SLOW and not rule.after:
                 await asyncio.sleep(rule.delay)
         try:
             reply = await operation()
@@ -236,7 +236,8 @@ class Simulator:
             if rule.mode is LoseMode.RESET:
                 return reset_connection(request)
             return error_response(errors.for_status(rule.status))
-        return await send(request, reply, truncate=action is FaultAction.TRUNCATE)
+        pause = rule.delay if rule is not None and action is FaultAction.SLOW and rule.after else 0.0
+        return await send(request, reply, truncate=action is FaultAction.TRUNCATE, pause=pause)
 
     # ----- operations ---------------------------------------------------------------------------
 

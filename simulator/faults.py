@@ -51,6 +51,9 @@ class FaultRule:
         count: Remaining uses, or None for unlimited.
         retry_after: Seconds advertised by ``rate_limit``.
         delay: Seconds ``slow`` waits before answering.
+        after: For ``slow``: do the work first and hold the answer (a create makes its job, then
+            waits; file content sends half its body, waits, then the rest), like a server that is
+            slow to reply rather than slow to start.
         mode: How ``lose_response`` loses the response.
         match_prompt: Only requests whose prompt (sent, or of the addressed job) contains this.
     """
@@ -61,6 +64,7 @@ class FaultRule:
     count: int | None = None
     retry_after: float = 1.0
     delay: float = 1.0
+    after: bool = False
     mode: LoseMode = LoseMode.ERROR
     match_prompt: str | None = None
 
@@ -80,6 +84,7 @@ class FaultRule:
             "count",
             "retry_after",
             "delay",
+            "after",
             "mode",
             "match_prompt",
         }
@@ -96,6 +101,10 @@ class FaultRule:
             rule.retry_after = _number(data, "retry_after", 0, None)
         if data.get("delay") is not None:
             rule.delay = _number(data, "delay", 0, None)
+        if data.get("after") is not None:
+            if not isinstance(data["after"], bool):
+                raise ValueError("'after' must be a boolean")
+            rule.after = data["after"]
         if data.get("mode") is not None:
             rule.mode = LoseMode(data["mode"])
         if data.get("match_prompt") is not None:
@@ -113,6 +122,7 @@ class FaultRule:
             "count": self.count,
             "retry_after": self.retry_after,
             "delay": self.delay,
+            "after": self.after,
             "mode": self.mode.value,
             "match_prompt": self.match_prompt,
         }

@@ -10,7 +10,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from aiohttp import web
 
@@ -71,15 +71,21 @@ def json_response(reply: JsonReply) -> web.Response:
     return web.json_response(reply.payload, status=reply.status, headers=reply.headers)
 
 
-async def send(request: web.Request, reply: Reply, *, truncate: bool = False) -> web.StreamResponse:
+async def send(
+    request: web.Request, reply: Reply, *, truncate: bool = False, pause: float = 0.0
+) -> web.StreamResponse:
     """Deliver a reply; with ``truncate`` announce the full length but stop half-way and hang up.
 
     Args:
         request: The request being answered.
         reply: What to send.
         truncate: Send only about half of the body, then close the connection.
+        pause: Seconds to hold the reply: a JSON reply waits before it is sent, a file is paused
+            after about half of its body (headers and first half delivered, the rest withheld).
     """
     if isinstance(reply, JsonReply):
+        if pause > 0 and not truncate:
+            await asyncio.sleep(pause)
         if not truncate:
             return json_response(reply)
         body = json.dumps(reply.payload).encode()
@@ -95,16 +101,14 @@ async def send(request: web.Request, reply: Reply, *, truncate: bool = False) ->
     response.content_type = reply.content_type
     response.content_length = size
     await response.prepare(request)
-    remaining = size // 2 if truncate else size
+    first = size // 2 if truncate or pause > 0 else size
     try:
         # Stream from disk so a large video never sits in memory as a whole.
         with reply.path.open("rb") as handle:
-            while remaining > 0:
-                chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                remaining -= len(chunk)
+            await _stream(handle, response, first)
+            if pause > 0 and not truncate:
+                await asyncio.sleep(pause)
+                await _stream(handle, response, size - first)
         if truncate:
             _hang_up(request, graceful=True)
         else:
@@ -113,6 +117,16 @@ async def send(request: web.Request, reply: Reply, *, truncate: bool = False) ->
         # The client went away mid-download; that is its business, not a server error.
         log.debug("client disconnected during download of %s", reply.path.name)
     return response
+
+
+async def _stream(handle: IO[bytes], response: web.StreamResponse, length: int) -> None:
+    remaining = length
+    while remaining > 0:
+        chunk = await asyncio.to_thread(handle.read, min(CHUNK, remaining))
+        if not chunk:
+            break
+        await response.write(chunk)
+        remaining -= len(chunk)
 
 
 def reset_connection(request: web.Request) -> web.StreamResponse:

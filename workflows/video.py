@@ -57,29 +57,37 @@ class _Options(TypedDict, total=False):
 
 
 SUBMIT: _Options = {
-    "start_to_close_timeout": timedelta(minutes=2),
+    # One attempt: a reference image fetch (20 s limit) and a create (30 s HTTP timeout), plus a
+    # list search on retries. The activity heartbeats while it waits, so a dead worker is noticed
+    # after the heartbeat timeout and the next attempt adopts the job the dead one may have made.
+    "start_to_close_timeout": timedelta(minutes=1),
+    "heartbeat_timeout": timedelta(seconds=10),
     # Bounded: a Videos API that refuses us for this long is down; the row records the failure.
     "schedule_to_close_timeout": timedelta(minutes=15),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1)),
 }
 CHECK_STATUS: _Options = {
-    "start_to_close_timeout": timedelta(seconds=30),
+    # One GET that normally answers in well under a second; a stuck one is simply asked again.
+    "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
     ),
 }
 DOWNLOAD: _Options = {
     "start_to_close_timeout": timedelta(minutes=15),
-    "heartbeat_timeout": timedelta(seconds=30),
+    # It heartbeats as chunks (up to 1 MiB) arrive: a dead worker or a stalled stream shows in 20 s.
+    "heartbeat_timeout": timedelta(seconds=20),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=6
     ),
 }
 UPLOAD: _Options = {
     # A dead host never picks the task up: give up quickly and download again elsewhere.
-    "schedule_to_start_timeout": timedelta(minutes=1),
+    # A live host takes the task within milliseconds; 30 s also rides out a short server blip.
+    "schedule_to_start_timeout": timedelta(seconds=30),
     "start_to_close_timeout": timedelta(minutes=30),
-    "heartbeat_timeout": timedelta(minutes=1),
+    # Storage progress (and the Blob backend's 10 s keep-alive) heartbeats well within this.
+    "heartbeat_timeout": timedelta(seconds=20),
     # Sora's download links live about an hour: keep trying the store for most of that.
     "schedule_to_close_timeout": timedelta(minutes=45),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1)),
