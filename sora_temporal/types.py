@@ -88,6 +88,8 @@ class PollState:
     polls: int
     download_url: str | None = None
     cancel_reason: str | None = None
+    started_at: datetime | None = None
+    """When the first run started, so the query reports the job's whole age."""
 
 
 @dataclass(frozen=True)

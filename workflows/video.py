@@ -126,7 +126,7 @@ class VideoGenerationWorkflow:
         carried = input.carried
         self._request: VideoRequest = input.request
         self._workflow_id = info.workflow_id
-        self._started_at = workflow.now()
+        self._started_at = carried.started_at if carried and carried.started_at else workflow.now()
         self._status = carried.status if carried else JobStatus.SUBMITTING
         self._progress = carried.progress if carried else 0
         self._video_id: str | None = carried.video_id if carried else None
@@ -464,6 +464,7 @@ class VideoGenerationWorkflow:
                     polls=self._polls,
                     download_url=self._download_url,
                     cancel_reason=self._cancel_reason,
+                    started_at=self._started_at,
                 ),
             )
         )

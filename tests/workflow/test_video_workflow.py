@@ -192,6 +192,27 @@ async def test_continue_as_new_carries_the_job_through_to_completion(
     assert row is not None and row.status == "completed" and row.video_id == result.video_id
 
 
+async def test_the_progress_query_spans_every_run_of_a_continued_job(
+    start: Runner, time_skipping_env: WorkflowEnvironment
+) -> None:
+    handle = await start(
+        "a melting candle [sim:duration=100]",
+        poll_interval_seconds=5,
+        deadline_seconds=3600,
+        max_polls_per_run=2,
+    )
+    await handle.result()
+
+    state: JobProgress = await handle.query(VideoGenerationWorkflow.progress)
+
+    first_run = await time_skipping_env.client.get_workflow_handle(
+        handle.id, run_id=handle.first_execution_run_id
+    ).describe()
+    assert abs((state.started_at - first_run.start_time).total_seconds()) < 1
+    assert state.polls > 2  # counted across runs, not reset by continue-as-new
+    assert state.status is JobStatus.COMPLETED and state.progress == 100
+
+
 async def test_the_workflow_replays_deterministically(
     start: Runner, time_skipping_env: WorkflowEnvironment
 ) -> None:
