@@ -21,7 +21,7 @@ from activities.video import VideoActivities
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes
 from sora_temporal.db import VideoCatalog, create_tables, make_engine
-from sora_temporal.devstack import stop, venv_binary
+from sora_temporal.devstack import venv_binary
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.local import LocalStorage
@@ -132,27 +132,14 @@ def deploy(
     created: list[Deployment] = []
 
     def make(database_url: str, **extra_env: str) -> Deployment:
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
-            "DATABASE_URL": database_url,
-            "OPENAI_BASE_URL": sim.base_url,
-            "OPENAI_API_KEY": sim.api_key,
-            "STORAGE_BACKEND": "local",
-            "STORAGE_DIR": str(tmp_path / "storage"),
-            "DOWNLOAD_DIR": str(tmp_path / "downloads"),
-        }
-        env.pop("BLOB_READ_WRITE_TOKEN", None)
-        env.update(extra_env)
-        deployment = Deployment(env, tmp_path)
+        target = dev_env.client.service_client.config.target_host
+        deployment = Deployment.configure(target, sim, tmp_path, database_url, **extra_env)
         created.append(deployment)
         return deployment
 
     yield make
     for deployment in created:
-        for worker in deployment.workers:
-            stop(worker)
+        deployment.stop_workers()
 
 
 @pytest.fixture

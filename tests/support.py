@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,7 @@ from temporalio.worker import Worker
 from activities.video import VideoActivities
 from simulator.testing import RunningSimulator
 from sora_temporal.db import VideoCatalog, make_engine
-from sora_temporal.devstack import start_worker
+from sora_temporal.devstack import start_worker, stop
 from sora_temporal.settings import Settings
 from worker import create_workers
 
@@ -49,6 +51,30 @@ class Deployment:
         self.tmp_path = tmp_path
         self.workers: list[subprocess.Popen[bytes]] = []
         self.settings = Settings(task_queue=env["TEMPORAL_TASK_QUEUE"])
+
+    @classmethod
+    def configure(
+        cls, temporal_address: str, sim: RunningSimulator, root: Path, database_url: str, **extra_env: str
+    ) -> Deployment:
+        """Production settings, pointed at loopback services: a fresh task queue, files under ``root``."""
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": temporal_address,
+            "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": sim.base_url,
+            "OPENAI_API_KEY": sim.api_key,
+            "STORAGE_BACKEND": "local",
+            "STORAGE_DIR": str(root / "storage"),
+            "DOWNLOAD_DIR": str(root / "downloads"),
+        }
+        env.pop("BLOB_READ_WRITE_TOKEN", None)
+        env.update(extra_env)
+        return cls(env, root)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            stop(worker)
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         worker = start_worker(self.env, log_path=self.tmp_path / "worker.log")

@@ -7,8 +7,6 @@ cases, lost jobs, duplicate creates and orphan or partial objects over the whole
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,7 +15,6 @@ from temporalio.testing import WorkflowEnvironment
 
 import fault_checks
 from simulator.testing import RunningSimulator, start_simulator
-from sora_temporal.devstack import stop
 from support import Deployment
 
 Spawn = Callable[..., Deployment]
@@ -53,24 +50,11 @@ def spawn(dev_env: WorkflowEnvironment) -> Iterator[Spawn]:
 
     def make(root: Path, sim: RunningSimulator, **extra_env: str) -> Deployment:
         root.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-            "TEMPORAL_TASK_QUEUE": f"tq-{uuid.uuid4()}",
-            "DATABASE_URL": f"sqlite:///{root / 'sora.db'}",
-            "OPENAI_BASE_URL": sim.base_url,
-            "OPENAI_API_KEY": sim.api_key,
-            "STORAGE_BACKEND": "local",
-            "STORAGE_DIR": str(root / "storage"),
-            "DOWNLOAD_DIR": str(root / "downloads"),
-        }
-        env.pop("BLOB_READ_WRITE_TOKEN", None)
-        env.update(extra_env)
-        deployment = Deployment(env, root)
+        target = dev_env.client.service_client.config.target_host
+        deployment = Deployment.configure(target, sim, root, f"sqlite:///{root / 'sora.db'}", **extra_env)
         created.append(deployment)
         return deployment
 
     yield make
     for deployment in created:
-        for worker in deployment.workers:
-            stop(worker)
+        deployment.stop_workers()
