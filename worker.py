@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 from activities.video import VideoActivities
 from sora_temporal import search_attributes
 from sora_temporal.db import VideoCatalog, create_tables, make_engine
+from sora_temporal.housekeeping import sweep_abandoned_downloads
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.factory import storage_from_env
@@ -61,6 +62,7 @@ def create_workers(
 def build_activities(settings: Settings, env: dict[str, str] | None = None) -> VideoActivities:
     """Clients from the environment; creates the database tables if missing."""
     env = dict(os.environ) if env is None else env
+    sweep_abandoned_downloads(settings.download_dir)
     engine = make_engine(settings.database_url)
     create_tables(engine)
     return VideoActivities(
