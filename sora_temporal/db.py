@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 from sora_temporal.types import JobStatus, SaveInput
 
@@ -201,10 +201,6 @@ class VideoCatalog:
         with self._sessions() as session:
             stmt = select(VideoRow).order_by(VideoRow.created_at.desc(), VideoRow.id.desc()).limit(limit)
             return list(session.scalars(stmt))
-
-    def session(self) -> Session:
-        """A plain session, for tests and tools."""
-        return self._sessions()
 
 
 def _may_update(incoming: JobStatus) -> Any:

@@ -10,7 +10,7 @@ import os
 import socket
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_DATABASE_URL = "sqlite:///data/sora.db"
@@ -42,8 +42,7 @@ class Settings:
     download_dir: Path = Path("data/downloads")
     max_reference_image_bytes: int = 20 * 1024 * 1024
     reference_image_timeout_seconds: float = 20.0
-    worker_identity: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    host_task_queue: str = field(default_factory=lambda: "")
+    host_task_queue: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
