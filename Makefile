@@ -16,10 +16,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m sora_temporal.devstack demo
+	$(BIN)/python -m devtools.devstack demo
 
 up: $(STAMP)
-	$(BIN)/python -m sora_temporal.devstack up
+	$(BIN)/python -m devtools.devstack up
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

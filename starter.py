@@ -33,10 +33,10 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.errors import ReferenceImageError
-from activities.images import fit_reference, is_url
 from sora_temporal import search_attributes as sa
-from sora_temporal.db import VideoCatalog, make_engine
+from sora_temporal.db import open_catalog
+from sora_temporal.errors import ReferenceImageError
+from sora_temporal.images import fit_reference, is_url
 from sora_temporal.settings import Settings
 from sora_temporal.types import (
     DEFAULT_DEADLINE_SECONDS,
@@ -92,6 +92,13 @@ def _run(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> None:
     except KeyboardInterrupt:
         code = 130
     _finish(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ValueError as err:
+        raise StarterError(f"bad configuration: {err}", EXIT_BAD_INPUT) from err
 
 
 async def _connect(settings: Settings) -> Client:
@@ -222,14 +229,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def _row(settings: Settings, workflow_id: str) -> dict[str, Any] | None:
-    engine = make_engine(settings.database_url)
     try:
-        row = VideoCatalog(engine).get(workflow_id)
-        return row.as_dict() if row is not None else None
+        with open_catalog(settings.database_url) as catalog:
+            row = catalog.get(workflow_id)
+            return row.as_dict() if row is not None else None
     except Exception:  # the table may not exist before the first worker ran
         return None
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -260,7 +265,7 @@ def generate(
 
     async def go() -> int:
         check_request(request)
-        settings = Settings.from_env()
+        settings = _settings()
         client = await _connect(settings)
         wid = workflow_id or f"video-{uuid.uuid4().hex[:12]}"
         handle = await start_video(client, settings, request, wid)
@@ -286,8 +291,7 @@ def generate(
 
 def web_ui_link(settings: Settings, workflow_id: str) -> str:
     """Where to watch the workflow in the Temporal Web UI."""
-    base = os.environ.get("TEMPORAL_UI_URL", "http://localhost:8233")
-    return f"{base}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
+    return f"{settings.temporal_ui_url}/namespaces/{settings.temporal_namespace}/workflows/{workflow_id}"
 
 
 @app.command()
@@ -298,7 +302,7 @@ def status(
     """Show a workflow's state: live progress if it runs, the stored row either way."""
 
     async def go() -> int:
-        settings = Settings.from_env()
+        settings = _settings()
         client = await _connect(settings)
         handle = client.get_workflow_handle(workflow_id)
         try:
@@ -355,7 +359,7 @@ def cancel(
     """Ask a running workflow to stop waiting and record ``cancelled``."""
 
     async def go() -> int:
-        settings = Settings.from_env()
+        settings = _settings()
         client = await _connect(settings)
         try:
             await client.get_workflow_handle(workflow_id).signal(VideoGenerationWorkflow.cancel, reason)
@@ -375,14 +379,12 @@ def list_jobs(
     """Recent jobs from the database."""
 
     async def go() -> int:
-        settings = Settings.from_env()
-        engine = make_engine(settings.database_url)
+        settings = _settings()
         try:
-            rows = [row.as_dict() for row in VideoCatalog(engine).recent(limit)]
+            with open_catalog(settings.database_url) as catalog:
+                rows = [row.as_dict() for row in catalog.recent(limit)]
         except Exception as err:
             raise StarterError(f"cannot read {settings.database_url}: {err}", EXIT_UNAVAILABLE) from err
-        finally:
-            engine.dispose()
         if as_json:
             out.print_json(json.dumps(rows, default=str))
             return EXIT_OK

@@ -1,8 +1,7 @@
 """The worker: runs VideoGenerationWorkflow and its activities.
 
-Environment (see README.md): TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TASK_QUEUE, DATABASE_URL,
-OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_AUTH_STYLE, STORAGE_BACKEND and the storage variables.
-Secrets are read here and stay here.
+Configured by :class:`~sora_temporal.settings.Settings` (README.md lists every variable), read once
+at start-up. Secrets are read here and stay here.
 
 Two task queues are served: the shared one (workflows and most activities), and one unique to this
 process for the activities that need the files this process downloaded.
@@ -12,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -26,7 +24,8 @@ from sora_temporal.db import VideoCatalog, create_tables, make_engine
 from sora_temporal.housekeeping import sweep_abandoned_downloads
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
-from sora_temporal.storage.factory import storage_from_env
+from sora_temporal.storage.factory import build_storage
+from sora_temporal.storage.vercel import HttpxClientFactory
 from workflows.video import VideoGenerationWorkflow
 
 log = logging.getLogger("sora_temporal.worker")
@@ -59,29 +58,48 @@ def create_workers(
     return [shared, host]
 
 
-def build_activities(settings: Settings, env: dict[str, str] | None = None) -> VideoActivities:
-    """Clients from the environment; creates the database tables if missing."""
-    env = dict(os.environ) if env is None else env
+def build_activities(
+    settings: Settings, *, blob_http_client_factory: HttpxClientFactory | None = None
+) -> VideoActivities:
+    """The activities with their clients built from ``settings``; creates the database tables if missing.
+
+    Args:
+        settings: The process settings.
+        blob_http_client_factory: For the Vercel Blob backend, builds the HTTP client its SDK sends
+            with (e.g. one routed to a local Blob emulator); the backend's own when ``None``.
+    """
     sweep_abandoned_downloads(settings.download_dir)
     engine = make_engine(settings.database_url)
-    create_tables(engine)
-    return VideoActivities(
-        sora=SoraClient.from_env(env),
-        storage=storage_from_env(env),
-        catalog=VideoCatalog(engine),
-        settings=settings,
-    )
+    try:
+        create_tables(engine)
+        # A storage backend holds nothing before its first call; the Sora client (a connection
+        # pool) comes last, so nothing that can still fail leaves it open.
+        storage = build_storage(settings.storage, http_client_factory=blob_http_client_factory)
+        sora = SoraClient.from_settings(settings.sora)
+    except BaseException:
+        engine.dispose()
+        raise
+    return VideoActivities(sora=sora, storage=storage, catalog=VideoCatalog(engine), settings=settings)
 
 
-async def main() -> None:
-    """Run until SIGTERM or SIGINT, then finish in-flight activities and stop."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+async def main(*, blob_http_client_factory: HttpxClientFactory | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then finish in-flight activities and stop.
+
+    Args:
+        blob_http_client_factory: Passed to the Vercel Blob backend; see :func:`build_activities`.
+    """
+    settings = Settings.from_env()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request URL at INFO; quieter by default.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = Settings.from_env()
-    activities = build_activities(settings)
+    activities = build_activities(settings, blob_http_client_factory=blob_http_client_factory)
+    try:
+        await _serve(settings, activities)
+    finally:
+        await activities.aclose()
+
+
+async def _serve(settings: Settings, activities: VideoActivities) -> None:
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     missing = await search_attributes.missing(client)
     if missing:
@@ -113,8 +131,6 @@ async def main() -> None:
         for run in runs:
             if run.done() and run.exception():
                 raise run.exception()  # type: ignore[misc]
-    await activities.sora.aclose()
-    await activities.storage.aclose()
 
 
 if __name__ == "__main__":

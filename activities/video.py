@@ -1,29 +1,35 @@
 """The video activities: each one verb, all sharing the clients a worker holds.
 
-Registered once in ``worker.py``. Every failure leaves through :func:`activities.errors.to_application_error`,
-so retry decisions live in one place.
+Registered once in ``worker.py``. Every failure leaves through :func:`sora_temporal.errors.to_application_error`,
+so retry decisions live in one place; the activities raise typed exceptions that say what happened.
+Blocking file work (writes, hashing, checks, deletes) runs in threads, so the event loop that every
+async activity and its heartbeats share never stalls.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import logging
 import shutil
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import ErrorType, to_application_error
-from activities.images import load_reference
+from activities.heartbeat import heartbeating
+from sora_temporal.blocking import in_thread
 from sora_temporal.db import VideoCatalog
+from sora_temporal.errors import (
+    ContentUnavailable,
+    DownloadedFileMissing,
+    NotAnMp4,
+    TruncatedDownload,
+    application_errors,
+)
+from sora_temporal.images import load_reference
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.sora.errors import SoraError, SoraNotFound
@@ -54,45 +60,9 @@ log = logging.getLogger(__name__)
 CLOCK_SKEW = timedelta(seconds=30)
 # How far back the list is searched for a job an earlier attempt may have created.
 MAX_LIST_PAGES = 10
-HEARTBEAT_EVERY_SECONDS = 1.0
 CHUNK_SIZE = 1024 * 1024
 VARIANT_FILES = {"video": "mp4", "thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
 VARIANT_TYPES = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
-
-
-class _Heartbeat:
-    """Heartbeats at most once a second with the bytes moved so far."""
-
-    def __init__(self) -> None:
-        self._last = 0.0
-
-    def __call__(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self._last >= HEARTBEAT_EVERY_SECONDS:
-            self._last = now
-            activity.heartbeat(done)
-
-
-@contextlib.asynccontextmanager
-async def _keep_heartbeating() -> AsyncIterator[None]:
-    """Heartbeat every HEARTBEAT_EVERY_SECONDS while the body waits on the network.
-
-    Liveness only (no details): with a heartbeat timeout, a worker that dies mid-call is noticed
-    in seconds rather than at the start-to-close timeout.
-    """
-
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 @dataclass
@@ -121,49 +91,49 @@ class VideoActivities:
         a timeout after sending) may still have made a billed job. Every retry attempt, and every
         ambiguous failure, first searches the recent jobs for one this workflow made.
         """
-        async with _keep_heartbeating():
-            return await self._submit(input)
+        # Heartbeats while the create waits on the network: a worker that dies mid-call is noticed
+        # at the heartbeat timeout, and the next attempt adopts what this one may have created.
+        async with heartbeating():
+            with application_errors("create video"):
+                return await self._submit(input)
 
     async def _submit(self, input: SubmitInput) -> SubmitOutput:
         req = input.request
         info = activity.info()
+        validate_request(req.prompt, req.model, req.size, req.seconds)
+        width, height = parse_size(req.size)
+        reference = None
+        if req.reference_image:
+            reference = await load_reference(
+                req.reference_image,
+                width,
+                height,
+                max_bytes=self.settings.max_reference_image_bytes,
+                timeout=self.settings.reference_image_timeout_seconds,
+            )
+        not_before = info.scheduled_time - CLOCK_SKEW
+        if info.attempt > 1:
+            adopted = await self._find_created(input, not_before)
+            if adopted is not None:
+                return adopted
         try:
-            validate_request(req.prompt, req.model, req.size, req.seconds)
-            width, height = parse_size(req.size)
-            reference = None
-            if req.reference_image:
-                reference = await load_reference(
-                    req.reference_image,
-                    width,
-                    height,
-                    max_bytes=self.settings.max_reference_image_bytes,
-                    timeout=self.settings.reference_image_timeout_seconds,
-                )
-            not_before = info.scheduled_time - CLOCK_SKEW
-            if info.attempt > 1:
+            video = await self.sora.create(
+                prompt=req.prompt,
+                model=req.model,
+                size=req.size,
+                seconds=req.seconds,
+                reference=reference,
+                # Honoured by some gateways; OpenAI ignores it, hence the search above.
+                idempotency_key=f"{input.workflow_id}/{info.workflow_run_id}",
+            )
+        except SoraError as err:
+            if err.may_have_created:
                 adopted = await self._find_created(input, not_before)
                 if adopted is not None:
                     return adopted
-            try:
-                video = await self.sora.create(
-                    prompt=req.prompt,
-                    model=req.model,
-                    size=req.size,
-                    seconds=req.seconds,
-                    reference=reference,
-                    # Honoured by some gateways; OpenAI ignores it, hence the search above.
-                    idempotency_key=f"{input.workflow_id}/{info.workflow_run_id}",
-                )
-            except SoraError as err:
-                if err.may_have_created:
-                    adopted = await self._find_created(input, not_before)
-                    if adopted is not None:
-                        return adopted
-                raise
-        except Exception as err:
-            raise to_application_error(err, operation="create video") from err
+            raise
         log.info("created Sora job %s for workflow %s", video.id, input.workflow_id)
-        return SubmitOutput(video_id=video.id, status=video.status, progress=video.progress, adopted=False)
+        return SubmitOutput(video_id=video.id, status=video.status, progress=video.progress)
 
     async def _find_created(self, input: SubmitInput, not_before: datetime) -> SubmitOutput | None:
         """The oldest unclaimed job matching this request created since ``not_before``, if any."""
@@ -184,14 +154,12 @@ class VideoActivities:
                     continue
             break
         for video in reversed(candidates):
-            claimed = await asyncio.to_thread(self.catalog.claimed_by_other, video.id, input.workflow_id)
+            claimed = await in_thread(self.catalog.claimed_by_other, video.id, input.workflow_id)
             if not claimed:
                 log.warning(
                     "adopting Sora job %s created by an earlier attempt of %s", video.id, input.workflow_id
                 )
-                return SubmitOutput(
-                    video_id=video.id, status=video.status, progress=video.progress, adopted=True
-                )
+                return SubmitOutput(video_id=video.id, status=video.status, progress=video.progress)
         return None
 
     # --- check status -------------------------------------------------------------------------
@@ -199,15 +167,12 @@ class VideoActivities:
     @activity.defn(name="check_video_status")
     async def check_status(self, input: CheckStatusInput) -> CheckStatusOutput:
         """One status request; ``processing`` counts as ``in_progress``."""
-        try:
+        with application_errors(f"check status of {input.video_id}"):
             got = await self.sora.retrieve(input.video_id)
-        except Exception as err:
-            raise to_application_error(err, operation=f"check status of {input.video_id}") from err
         video = got.video
         return CheckStatusOutput(
             video_id=video.id,
             status=video.status,
-            raw_status=video.raw_status,
             progress=video.progress,
             error_code=video.error_code,
             error_message=video.error_message,
@@ -221,21 +186,12 @@ class VideoActivities:
     async def download(self, input: DownloadInput) -> DownloadOutput:
         """Stream the MP4 (and thumbnail and spritesheet where offered) to this host's disk."""
         folder = self.settings.download_dir / safe_segment(input.workflow_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            video = await self._download_variant(input, "video", folder)
-            if video is None:  # pragma: no cover - _download_variant raises for the video itself
-                raise ApplicationError(
-                    "video content missing", type=ErrorType.CONTENT_UNAVAILABLE, non_retryable=True
-                )
-            thumbnail = await self._download_variant(input, "thumbnail", folder)
-            spritesheet = await self._download_variant(input, "spritesheet", folder)
-        except ApplicationError:
-            # Already classified; ``raise err from err`` would make it its own cause, a cycle that
-            # the SDK's failure converter recurses on until it gives up and retries the activity.
-            raise
-        except Exception as err:
-            raise to_application_error(err, operation=f"download {input.video_id}") from err
+        async with heartbeating() as progress:
+            with application_errors(f"download {input.video_id}"):
+                await in_thread(folder.mkdir, parents=True, exist_ok=True)
+                video = await self._download_variant(input, "video", folder, progress.report)
+                thumbnail = await self._optional_variant(input, "thumbnail", folder, progress.report)
+                spritesheet = await self._optional_variant(input, "spritesheet", folder, progress.report)
         return DownloadOutput(
             host_task_queue=self.settings.host_task_queue,
             video=video,
@@ -243,60 +199,51 @@ class VideoActivities:
             spritesheet=spritesheet,
         )
 
-    async def _download_variant(
-        self, input: DownloadInput, variant: str, folder: Path
+    async def _optional_variant(
+        self, input: DownloadInput, variant: str, folder: Path, on_progress: Callable[[int], None]
     ) -> DownloadedFile | None:
+        """A variant the endpoint may not offer: recorded as absent when it does not."""
+        try:
+            return await self._download_variant(input, variant, folder, on_progress)
+        except ContentUnavailable:
+            return None
+
+    async def _download_variant(
+        self, input: DownloadInput, variant: str, folder: Path, on_progress: Callable[[int], None]
+    ) -> DownloadedFile:
         target = folder / f"{safe_segment(input.video_id)}.{VARIANT_FILES[variant]}"
-        partial = target.with_name(target.name + ".part")
         url = input.download_url if variant == "video" else None
-        digest = hashlib.sha256()
-        received = 0
-        beat = _Heartbeat()
+        sink: _PartialFile | None = None
         try:
             async with self.sora.stream_content(input.video_id, variant=variant, url=url) as stream:
-                with partial.open("wb") as out:
-                    async for chunk in stream.aiter_bytes(CHUNK_SIZE):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        received += len(chunk)
-                        beat(received)
+                sink = await in_thread(_PartialFile, target)
+                async for chunk in stream.aiter_bytes(CHUNK_SIZE):
+                    await in_thread(sink.write, chunk)
+                    on_progress(sink.size)
                 content_type = stream.content_type or VARIANT_TYPES[variant]
                 expected = stream.content_length
-        except SoraNotFound as err:
-            partial.unlink(missing_ok=True)
-            if variant != "video":
-                return None  # the endpoint does not offer this variant: recorded as absent
-            raise ApplicationError(
-                f"the video content of {input.video_id} is no longer available (expired or deleted): {err.message}",
-                {"code": "content_expired"},
-                type=ErrorType.CONTENT_UNAVAILABLE,
-                non_retryable=True,
-            ) from err
-        except BaseException:
-            partial.unlink(missing_ok=True)
+            if expected is not None and sink.size != expected:
+                raise TruncatedDownload(
+                    f"download of {input.video_id} {variant} was cut short: {sink.size} of {expected} bytes"
+                )
+            if variant == "video" and not await in_thread(sink.looks_like_mp4):
+                raise NotAnMp4(f"the content of {input.video_id} is not an MP4 file")
+            path = await in_thread(sink.keep)
+        except BaseException as err:
+            if sink is not None:
+                await in_thread(sink.discard)
+            if isinstance(err, SoraNotFound):
+                raise ContentUnavailable(
+                    f"the video content of {input.video_id} is no longer available (expired or deleted): "
+                    f"{err.message}"
+                ) from err
             raise
-        if expected is not None and received != expected:
-            partial.unlink(missing_ok=True)
-            raise ApplicationError(
-                f"download of {input.video_id} {variant} was cut short: {received} of {expected} bytes",
-                {"code": "truncated_download"},
-                type=ErrorType.CORRUPT_DOWNLOAD,
-            )
-        if variant == "video" and not _looks_like_mp4(partial):
-            partial.unlink(missing_ok=True)
-            raise ApplicationError(
-                f"the content of {input.video_id} is not an MP4 file",
-                {"code": "not_mp4"},
-                type=ErrorType.CORRUPT_DOWNLOAD,
-                non_retryable=True,
-            )
-        partial.replace(target)
         return DownloadedFile(
             variant=variant,
-            path=str(target.resolve()),
+            path=str(path),
             content_type=content_type.split(";")[0].strip(),
-            byte_size=received,
-            sha256=digest.hexdigest(),
+            byte_size=sink.size,
+            sha256=sink.sha256,
         )
 
     # --- upload -------------------------------------------------------------------------------
@@ -305,30 +252,20 @@ class VideoActivities:
     async def upload(self, input: UploadInput) -> UploadOutput:
         """Store the downloaded files; runs on the worker that holds them (its host task queue)."""
         files = input.files
-        for item in (files.video, files.thumbnail, files.spritesheet):
-            if item is not None and not Path(item.path).is_file():
-                raise ApplicationError(
-                    f"{item.path} is not on this host any more; download again",
-                    {"code": "downloaded_file_missing"},
-                    type=ErrorType.DOWNLOADED_FILE_MISSING,
-                    non_retryable=True,
-                )
-        beat = _Heartbeat()
-        urls: dict[str, tuple[str, str]] = {}
-        try:
-            for item in (files.video, files.thumbnail, files.spritesheet):
-                if item is None:
-                    continue
-                pathname = object_pathname(
-                    "videos", input.workflow_id, f"{input.video_id}.{VARIANT_FILES[item.variant]}"
-                )
-                stored = await self.storage.put_file(
-                    Path(item.path), pathname, item.content_type, on_progress=beat
-                )
-                urls[item.variant] = (stored.url, stored.download_url)
-        except Exception as err:
-            raise to_application_error(err, operation=f"upload {input.video_id}") from err
-        _discard(files)
+        present = [item for item in (files.video, files.thumbnail, files.spritesheet) if item is not None]
+        async with heartbeating() as progress:
+            with application_errors(f"upload {input.video_id}"):
+                await in_thread(_check_present, present)
+                urls: dict[str, tuple[str, str]] = {}
+                for item in present:
+                    pathname = object_pathname(
+                        "videos", input.workflow_id, f"{input.video_id}.{VARIANT_FILES[item.variant]}"
+                    )
+                    stored = await self.storage.put_file(
+                        Path(item.path), pathname, item.content_type, on_progress=progress.report
+                    )
+                    urls[item.variant] = (stored.url, stored.download_url)
+        await in_thread(_discard, files)
         return UploadOutput(
             urls=StoredUrls(
                 video_url=urls["video"][0],
@@ -350,10 +287,8 @@ class VideoActivities:
     @activity.defn(name="save_video")
     def save(self, input: SaveInput) -> None:
         """Upsert the workflow's row in the ``videos`` table."""
-        try:
+        with application_errors("save video row"):
             self.catalog.save(input)
-        except Exception as err:
-            raise to_application_error(err, operation="save video row") from err
 
     # --- delete -------------------------------------------------------------------------------
 
@@ -364,21 +299,18 @@ class VideoActivities:
         There is no cancel call: a job still queued or running cannot be stopped, so the answer says
         whether it may still be running (and billing).
         """
-        try:
-            got = await self.sora.retrieve(input.video_id)
-        except SoraNotFound:
-            return DeleteRemoteOutput(deleted=True, remote_may_be_running=False)
-        except Exception as err:
-            raise to_application_error(err, operation=f"look up {input.video_id}") from err
-        if got.video.status not in (RemoteStatus.COMPLETED, RemoteStatus.FAILED):
-            return DeleteRemoteOutput(deleted=False, remote_may_be_running=True)
-        try:
-            deleted = await self.sora.delete(input.video_id)
-        except SoraNotFound:
-            deleted = True
-        except Exception as err:
-            raise to_application_error(err, operation=f"delete {input.video_id}") from err
-        return DeleteRemoteOutput(deleted=deleted, remote_may_be_running=False)
+        with application_errors(f"delete {input.video_id}"):
+            try:
+                got = await self.sora.retrieve(input.video_id)
+            except SoraNotFound:
+                return DeleteRemoteOutput(remote_may_be_running=False)
+            if got.video.status not in (RemoteStatus.COMPLETED, RemoteStatus.FAILED):
+                return DeleteRemoteOutput(remote_may_be_running=True)
+            try:
+                await self.sora.delete(input.video_id)
+            except SoraNotFound:
+                pass  # already gone
+            return DeleteRemoteOutput(remote_may_be_running=False)
 
     def all(self) -> list[Callable[..., Any]]:
         """Activities for the shared task queue."""
@@ -387,6 +319,16 @@ class VideoActivities:
     def host_bound(self) -> list[Callable[..., Any]]:
         """Activities that must run where the downloaded files are."""
         return [self.upload, self.discard_downloads]
+
+    async def aclose(self) -> None:
+        """Close the clients and dispose of the database engine; for the worker's shutdown."""
+        try:
+            await self.sora.aclose()
+        finally:
+            try:
+                await self.storage.aclose()
+            finally:
+                self.catalog.close()
 
 
 def _matches(video: Video, prompt: str, model: str, size: str, seconds: int) -> bool:
@@ -400,10 +342,51 @@ def _matches(video: Video, prompt: str, model: str, size: str, seconds: int) -> 
     return video.seconds is None or str(video.seconds) == str(seconds)
 
 
-def _looks_like_mp4(path: Path) -> bool:
-    with path.open("rb") as f:
-        head = f.read(12)
-    return len(head) == 12 and head[4:8] == b"ftyp"
+class _PartialFile:
+    """A download being written to ``<target>.part`` and hashed as it arrives.
+
+    Its methods block (disk and hashing); activities call them through :func:`in_thread`.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self._target = target
+        self._partial = target.with_name(target.name + ".part")
+        self._file = self._partial.open("wb")
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    @property
+    def sha256(self) -> str:
+        """Hex digest of the bytes written so far."""
+        return self._digest.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        self._file.write(chunk)
+        self._digest.update(chunk)
+        self.size += len(chunk)
+
+    def looks_like_mp4(self) -> bool:
+        """Whether the file starts like an ISO media file (an ``ftyp`` box)."""
+        self._file.close()
+        with self._partial.open("rb") as f:
+            head = f.read(12)
+        return len(head) == 12 and head[4:8] == b"ftyp"
+
+    def keep(self) -> Path:
+        """Move the complete file into place; returns its absolute path."""
+        self._file.close()
+        self._partial.replace(self._target)
+        return self._target.resolve()
+
+    def discard(self) -> None:
+        self._file.close()
+        self._partial.unlink(missing_ok=True)
+
+
+def _check_present(files: list[DownloadedFile]) -> None:
+    for item in files:
+        if not Path(item.path).is_file():
+            raise DownloadedFileMissing(f"{item.path} is not on this host any more; download again")
 
 
 def _discard(files: DownloadOutput) -> None:

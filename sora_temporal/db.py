@@ -7,6 +7,8 @@ a row, and a terminal state is never overwritten by a stale non-terminal one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,6 +203,20 @@ class VideoCatalog:
         with self._sessions() as session:
             stmt = select(VideoRow).order_by(VideoRow.created_at.desc(), VideoRow.id.desc()).limit(limit)
             return list(session.scalars(stmt))
+
+    def close(self) -> None:
+        """Dispose of the engine's connection pool."""
+        self.engine.dispose()
+
+
+@contextmanager
+def open_catalog(database_url: str) -> Iterator[VideoCatalog]:
+    """A catalogue on its own engine, disposed of on exit (for short-lived readers like the starter)."""
+    catalog = VideoCatalog(make_engine(database_url))
+    try:
+        yield catalog
+    finally:
+        catalog.close()
 
 
 def _may_update(incoming: JobStatus) -> Any:

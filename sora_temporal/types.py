@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass or an enum so that it serialises through Temporal's default
 data converter and stays safe to import from workflow code (no I/O, no clocks, no environment).
-Secrets never appear in these types: the API key and blob token live only in the worker's environment.
+Secrets never appear in these types: the API key and blob token live only in the worker's settings.
 """
 
 from __future__ import annotations
@@ -156,8 +156,6 @@ class SubmitOutput:
     video_id: str
     status: RemoteStatus
     progress: int
-    adopted: bool
-    """True when the job was found already created by an earlier attempt rather than created now."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +167,6 @@ class CheckStatusInput:
 class CheckStatusOutput:
     video_id: str
     status: RemoteStatus
-    raw_status: str
     progress: int
     error_code: str | None = None
     error_message: str | None = None
@@ -240,7 +237,6 @@ class DeleteRemoteInput:
 
 @dataclass(frozen=True)
 class DeleteRemoteOutput:
-    deleted: bool
     remote_may_be_running: bool
 
 

@@ -18,10 +18,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.video import VideoActivities
+from devtools.devstack import venv_binary
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes
 from sora_temporal.db import VideoCatalog, create_tables, make_engine
-from sora_temporal.devstack import venv_binary
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.local import LocalStorage

@@ -13,9 +13,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
+from devtools.devstack import start_worker, stop
 from simulator.testing import RunningSimulator
 from sora_temporal.db import VideoCatalog, make_engine
-from sora_temporal.devstack import start_worker, stop
 from sora_temporal.settings import Settings
 from worker import create_workers
 

@@ -22,8 +22,8 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import ErrorType, error_code
     from activities.video import VideoActivities
+    from sora_temporal.errors import ErrorType, error_code
     from sora_temporal.search_attributes import SORA_MODEL, SORA_PROGRESS, SORA_STATUS, SORA_VIDEO_ID
     from sora_temporal.types import (
         CheckStatusInput,
@@ -58,8 +58,8 @@ class _Options(TypedDict, total=False):
 
 SUBMIT: _Options = {
     # One attempt: a reference image fetch (20 s limit) and a create (30 s HTTP timeout), plus a
-    # list search on retries. The activity heartbeats while it waits, so a dead worker is noticed
-    # after the heartbeat timeout and the next attempt adopts the job the dead one may have made.
+    # list search on retries. The activity heartbeats every 5 s while it waits, so a dead worker is
+    # noticed after the heartbeat timeout and the next attempt adopts the job the dead one may have made.
     "start_to_close_timeout": timedelta(minutes=1),
     "heartbeat_timeout": timedelta(seconds=10),
     # Bounded: a Videos API that refuses us for this long is down; the row records the failure.
@@ -75,7 +75,8 @@ CHECK_STATUS: _Options = {
 }
 DOWNLOAD: _Options = {
     "start_to_close_timeout": timedelta(minutes=15),
-    # It heartbeats as chunks (up to 1 MiB) arrive: a dead worker or a stalled stream shows in 20 s.
+    # It heartbeats every 10 s (half this) with the bytes received: a dead worker shows in 20 s. A
+    # stalled stream ends at the HTTP read timeout (SORA_TIMEOUT_SECONDS).
     "heartbeat_timeout": timedelta(seconds=20),
     "retry_policy": RetryPolicy(
         initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30), maximum_attempts=6
@@ -86,7 +87,7 @@ UPLOAD: _Options = {
     # A live host takes the task within milliseconds; 30 s also rides out a short server blip.
     "schedule_to_start_timeout": timedelta(seconds=30),
     "start_to_close_timeout": timedelta(minutes=30),
-    # Storage progress (and the Blob backend's 10 s keep-alive) heartbeats well within this.
+    # It heartbeats every 10 s (half this), also while the store joins a multipart upload.
     "heartbeat_timeout": timedelta(seconds=20),
     # Sora's download links live about an hour: keep trying the store for most of that.
     "schedule_to_close_timeout": timedelta(minutes=45),
@@ -148,7 +149,7 @@ class VideoGenerationWorkflow:
     async def run(self, input: VideoWorkflowInput) -> VideoResult:
         try:
             if self._video_id is None:
-                await self._save(JobStatus.SUBMITTING, request=self._request)
+                await self._save(SaveInput(self._workflow_id, JobStatus.SUBMITTING, request=self._request))
                 await self._submit()
             finished = await self._poll_until_finished()
             if finished.status is RemoteStatus.FAILED:
@@ -207,7 +208,9 @@ class VideoGenerationWorkflow:
         self._video_id = out.video_id
         self._submitted_at = workflow.now()
         self._progress = out.progress
-        await self._save(JobStatus.QUEUED, video_id=out.video_id, progress=out.progress)
+        await self._save(
+            SaveInput(self._workflow_id, JobStatus.QUEUED, video_id=out.video_id, progress=out.progress)
+        )
 
     async def _poll_until_finished(self) -> CheckStatusOutput:
         assert self._video_id is not None
@@ -255,7 +258,7 @@ class VideoGenerationWorkflow:
         self._progress = max(self._progress, status.progress)
         new_status = JobStatus.IN_PROGRESS if status.status is RemoteStatus.IN_PROGRESS else self._status
         if new_status is not self._status or self._progress - self._saved_progress >= PROGRESS_SAVE_STEP:
-            await self._save(new_status, progress=self._progress)
+            await self._save(SaveInput(self._workflow_id, new_status, progress=self._progress))
         else:
             self._show()
         return status
@@ -286,7 +289,7 @@ class VideoGenerationWorkflow:
         for attempt in range(1, MAX_DOWNLOADS + 1):
             if self._cancel_reason is not None:
                 raise _Stop
-            await self._save(JobStatus.DOWNLOADING, progress=100)
+            await self._save(SaveInput(self._workflow_id, JobStatus.DOWNLOADING, progress=100))
             files = await workflow.execute_activity_method(
                 VideoActivities.download,
                 DownloadInput(
@@ -299,7 +302,7 @@ class VideoGenerationWorkflow:
                 await self._discard(files)
                 raise _Stop
             self._set_status(JobStatus.UPLOADING)
-            await self._save(JobStatus.UPLOADING)
+            await self._save(SaveInput(self._workflow_id, JobStatus.UPLOADING))
             try:
                 uploaded = await workflow.execute_activity_method(
                     VideoActivities.upload,
@@ -319,11 +322,14 @@ class VideoGenerationWorkflow:
         assert uploaded is not None
         self._completed_at = workflow.now()
         await self._save(
-            JobStatus.COMPLETED,
-            progress=100,
-            urls=uploaded.urls,
-            byte_size=uploaded.byte_size,
-            sha256=uploaded.sha256,
+            SaveInput(
+                self._workflow_id,
+                JobStatus.COMPLETED,
+                progress=100,
+                urls=uploaded.urls,
+                byte_size=uploaded.byte_size,
+                sha256=uploaded.sha256,
+            )
         )
         return VideoResult(
             workflow_id=self._workflow_id,
@@ -337,10 +343,13 @@ class VideoGenerationWorkflow:
     async def _fail(self, code: str, message: str, *, remote_may_be_running: bool) -> VideoResult:
         self._error = (code, message)
         await self._save(
-            JobStatus.FAILED,
-            error_code=code,
-            error_message=message,
-            remote_may_be_running=remote_may_be_running,
+            SaveInput(
+                self._workflow_id,
+                JobStatus.FAILED,
+                error_code=code,
+                error_message=message,
+                remote_may_be_running=remote_may_be_running,
+            )
         )
         return self._result(JobStatus.FAILED, remote_may_be_running=remote_may_be_running)
 
@@ -357,7 +366,13 @@ class VideoGenerationWorkflow:
         self._error = ("timed_out", message)
         may_run = await self._delete_remote()
         await self._save(
-            JobStatus.TIMED_OUT, error_code="timed_out", error_message=message, remote_may_be_running=may_run
+            SaveInput(
+                self._workflow_id,
+                JobStatus.TIMED_OUT,
+                error_code="timed_out",
+                error_message=message,
+                remote_may_be_running=may_run,
+            )
         )
         return self._result(JobStatus.TIMED_OUT, remote_may_be_running=may_run)
 
@@ -365,7 +380,13 @@ class VideoGenerationWorkflow:
         self._error = ("cancelled", reason)
         may_run = await self._delete_remote()
         await self._save(
-            JobStatus.CANCELLED, error_code="cancelled", error_message=reason, remote_may_be_running=may_run
+            SaveInput(
+                self._workflow_id,
+                JobStatus.CANCELLED,
+                error_code="cancelled",
+                error_message=reason,
+                remote_may_be_running=may_run,
+            )
         )
         return self._result(JobStatus.CANCELLED, remote_may_be_running=may_run)
 
@@ -397,15 +418,15 @@ class VideoGenerationWorkflow:
 
     # --- bookkeeping ------------------------------------------------------------------------------
 
-    async def _save(self, status: JobStatus, **fields: Any) -> None:
+    async def _save(self, change: SaveInput) -> None:
         """Record a state change in the database, the search attributes and the Web UI details."""
-        self._set_status(status)
-        if "progress" in fields and isinstance(fields["progress"], int):
-            self._saved_progress = fields["progress"]
+        self._set_status(change.status)
+        if change.progress is not None:
+            self._saved_progress = change.progress
         await workflow.execute_activity_method(
             VideoActivities.save,
-            SaveInput(workflow_id=self._workflow_id, status=status, **fields),
-            summary=f"save {status.value}",
+            change,
+            summary=f"save {change.status.value}",
             **SAVE,
         )
 

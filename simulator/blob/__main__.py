@@ -18,7 +18,8 @@ from pathlib import Path
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from simulator.blob.app import create_app, new_token, store_id_from_token
+from simulator.blob.app import create_app
+from simulator.blob.tokens import new_token, store_id_from_token
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

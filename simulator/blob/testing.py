@@ -1,18 +1,23 @@
 """Run the Blob emulator in a subprocess for tests and benchmarks.
 
     with start_blob_emulator(tmp_path / "blob") as emulator:
-        storage = VercelBlobStorage(emulator.token, api_url=emulator.api_url)
+        storage = VercelBlobStorage(
+            emulator.token, api_url=emulator.api_url, httpx_client_factory=emulator.httpx_client_factory()
+        )
         ...
         emulator.fail_next(503, count=2, retry_after=7)
 
-``VercelBlobStorage`` routes blob URLs to a loopback ``api_url`` by itself; other HTTP clients can
-use :meth:`RunningBlobEmulator.httpx_client_factory` or :meth:`RunningBlobEmulator.transport`.
+API calls reach the emulator through ``api_url`` (``VERCEL_BLOB_API_URL``); reading an object
+through its blob URL needs a client from :meth:`RunningBlobEmulator.httpx_client_factory` (or
+:meth:`RunningBlobEmulator.transport`), which routes ``*.blob.vercel-storage.com`` here. A worker
+only uploads and deletes, so :meth:`RunningBlobEmulator.env` is all it needs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -23,9 +28,9 @@ from typing import Any
 
 import httpx2
 
-from simulator.blob.app import new_token, store_id_from_token
+from simulator.blob.tokens import new_token, store_id_from_token
+from simulator.blob.transport import LoopbackBlobTransport, loopback_client_factory
 from simulator.process import start_ready, terminate
-from sora_temporal.storage.vercel import LoopbackBlobTransport
 
 _READY_PREFIX = "blob emulator listening on "
 STARTUP_TIMEOUT = 15.0
@@ -63,8 +68,19 @@ class RunningBlobEmulator:
         self.process = process
 
     def env(self) -> dict[str, str]:
-        """Environment variables that point the SDK (and our storage factory) here."""
-        return {"VERCEL_BLOB_API_URL": self.api_url, "BLOB_READ_WRITE_TOKEN": self.token}
+        """Environment variables that point the SDK (and our storage factory) here.
+
+        Loopback is added to ``NO_PROXY``, so a proxy set in the developer's shell cannot take
+        the API calls away from the emulator.
+        """
+        ambient = os.environ.get("no_proxy") or os.environ.get("NO_PROXY")
+        no_proxy = ",".join(filter(None, [ambient, "127.0.0.1", "localhost", "::1"]))
+        return {
+            "VERCEL_BLOB_API_URL": self.api_url,
+            "BLOB_READ_WRITE_TOKEN": self.token,
+            "NO_PROXY": no_proxy,
+            "no_proxy": no_proxy,
+        }
 
     def _control(self, method: str, action: str, body: object | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
@@ -133,12 +149,8 @@ class RunningBlobEmulator:
         return LoopbackBlobTransport(self.base_url)
 
     def httpx_client_factory(self) -> Callable[[], httpx2.AsyncClient]:
-        """A factory for ``vercel.api.session(httpx_client_factory=...)`` routed here."""
-
-        def factory() -> httpx2.AsyncClient:
-            return httpx2.AsyncClient(transport=self.transport(), timeout=60.0, trust_env=False)
-
-        return factory
+        """A factory for ``VercelBlobStorage(httpx_client_factory=...)`` (or the SDK's session) routed here."""
+        return loopback_client_factory(self.base_url)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,8 @@
 
 It never retries by itself: Temporal owns retries, and a silent retry of ``POST /videos`` could
 create (and bill) a second job. Every failure leaves as a :class:`~sora_temporal.sora.errors.SoraError`
-that says whether and when to try again and whether the call may have had its effect.
+that carries what is known (status, error code, ``Retry-After``, whether the call may have had its
+effect); :mod:`sora_temporal.errors` decides from that whether and when to try again.
 
 The API key is sent only to the origin of ``base_url``: a gateway's download link on another host,
 and any redirect away from the API's origin, get no credentials.
@@ -12,12 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -35,6 +35,9 @@ from sora_temporal.sora.models import (
     parse_video,
 )
 from sora_temporal.validation import InvalidVideoRequest, validate_request
+
+if TYPE_CHECKING:
+    from sora_temporal.settings import SoraSettings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -99,33 +102,13 @@ class SoraClient:
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> SoraClient:
-        """Build a client from ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_AUTH_STYLE``
-        (``bearer`` or ``api-key``) and ``SORA_TIMEOUT_SECONDS``.
-
-        Raises:
-            ValueError: If a variable has a value that cannot be used.
-        """
-        style_text = (env.get("OPENAI_AUTH_STYLE") or AuthStyle.BEARER.value).strip().lower()
-        try:
-            style = AuthStyle(style_text)
-        except ValueError:
-            choices = ", ".join(s.value for s in AuthStyle)
-            raise ValueError(f"OPENAI_AUTH_STYLE must be one of {choices}, got {style_text!r}") from None
-        timeout_text = (env.get("SORA_TIMEOUT_SECONDS") or "").strip()
-        timeout = DEFAULT_TIMEOUT_SECONDS
-        if timeout_text:
-            try:
-                timeout = float(timeout_text)
-            except ValueError:
-                raise ValueError(f"SORA_TIMEOUT_SECONDS must be a number, got {timeout_text!r}") from None
-            if not timeout > 0:
-                raise ValueError(f"SORA_TIMEOUT_SECONDS must be positive, got {timeout_text!r}")
+    def from_settings(cls, settings: SoraSettings) -> SoraClient:
+        """A client for the endpoint, key and timeout in ``settings``."""
         return cls(
-            base_url=(env.get("OPENAI_BASE_URL") or "").strip() or DEFAULT_BASE_URL,
-            api_key=(env.get("OPENAI_API_KEY") or "").strip() or None,
-            auth_style=style,
-            timeout=timeout,
+            base_url=settings.base_url,
+            api_key=settings.api_key,
+            auth_style=settings.auth_style,
+            timeout=settings.timeout_seconds,
         )
 
     @property

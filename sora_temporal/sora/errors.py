@@ -1,23 +1,24 @@
-"""Failures of the Videos API, classified once for the whole project.
+"""Failures of the Videos API as typed exceptions that carry the facts.
 
-Every failure the client raises is a :class:`SoraError` that says whether trying again can help
-(``retryable``), when (``retry_after``) and whether the failed call may still have had its effect
-on the server (``may_have_created``). The last one matters for ``POST /videos``: the protocol has no
-idempotency key, so a create that failed ambiguously may already be a billed job, and the submit
-activity looks for it before creating another. :func:`classify` is the only place that decides.
+Every failure the client raises is a :class:`SoraError` whose class says what kind of failure it was
+and whose attributes say what is known: the HTTP status, the server's error code, how long the server
+asked us to wait (``retry_after``), its own retry hint (``should_retry``) and whether the failed call
+may still have had its effect on the server (``may_have_created``). The last one matters for
+``POST /videos``: the protocol has no idempotency key, so a create that failed ambiguously may
+already be a billed job, and the submit activity looks for it before creating another.
+:func:`classify` turns a response or transport exception into these facts; whether and when to try
+again is decided from them in :mod:`sora_temporal.errors`.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
-import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
 
+from sora_temporal.retry_after import parse_retry_after
 from sora_temporal.validation import InvalidVideoRequest
 
 # Enough of an error body to quote; some gateways answer with a whole HTML page.
@@ -33,14 +34,13 @@ class SoraError(Exception):
         code: The server's error code (``error.code``), if any.
         param: The request field the server (or client-side validation) blamed, if any.
         error_type: The server's error type (``error.type``), if any.
-        retryable: Whether the same call may succeed later.
         retry_after: Seconds the server asked us to wait before trying again, if it said.
+        should_retry: The server's own retry hint (OpenAI's ``x-should-retry`` header), if it sent one.
         may_have_created: Whether the request may have reached the server and had its effect; for a
             create, whether a job (and a charge) may exist despite the failure.
-        request_id: The server's request id (``x-request-id``), for support tickets.
+        bad_url: The URL itself cannot be requested (an unknown scheme, a malformed link).
     """
 
-    default_retryable: ClassVar[bool] = True
     default_may_have_created: ClassVar[bool] = True
 
     def __init__(
@@ -51,10 +51,10 @@ class SoraError(Exception):
         code: str | None = None,
         param: str | None = None,
         error_type: str | None = None,
-        retryable: bool | None = None,
         retry_after: float | None = None,
+        should_retry: bool | None = None,
         may_have_created: bool | None = None,
-        request_id: str | None = None,
+        bad_url: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -62,12 +62,12 @@ class SoraError(Exception):
         self.code = code
         self.param = param
         self.error_type = error_type
-        self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
+        self.should_retry = should_retry
         self.may_have_created = (
             self.default_may_have_created if may_have_created is None else may_have_created
         )
-        self.request_id = request_id
+        self.bad_url = bad_url
 
     def __str__(self) -> str:
         return self.message
@@ -80,42 +80,39 @@ class SoraError(Exception):
 class SoraInvalidRequest(SoraError):
     """The request was refused as invalid (400, 422, other 4xx) or failed client-side validation."""
 
-    default_retryable = False
     default_may_have_created = False
 
 
 class SoraAuthenticationError(SoraError):
     """The API key is missing, wrong or lacks permission (401, 403)."""
 
-    default_retryable = False
     default_may_have_created = False
 
 
 class SoraNotFound(SoraError):
     """No such video, or its content is gone (404, 410)."""
 
-    default_retryable = False
     default_may_have_created = False
 
 
 class SoraConflict(SoraError):
-    """The server reported a conflicting concurrent change (409); trying again later may work."""
+    """The server reported a conflicting concurrent change (409)."""
 
-    default_retryable = True
     default_may_have_created = False
 
 
 class SoraRateLimited(SoraError):
-    """Too many requests (429); ``retry_after`` says how long to back off."""
+    """Too many requests (429), or an exhausted quota (``code == "insufficient_quota"``)."""
 
-    default_retryable = True
     default_may_have_created = False
 
 
 class SoraServerError(SoraError):
-    """The server failed (5xx) or gave up waiting for the request (408); the outcome is unknown."""
+    """The server failed (5xx) or gave up waiting for the request (408).
 
-    default_retryable = True
+    The outcome is unknown, except for 501 and 505: the server did nothing.
+    """
+
     default_may_have_created = True
 
 
@@ -126,7 +123,6 @@ class SoraConnectionError(SoraError):
     unreachable, no free connection in the pool): then the request provably never left this host.
     """
 
-    default_retryable = True
     default_may_have_created = True
 
 
@@ -137,7 +133,6 @@ class SoraTimeout(SoraConnectionError):
 class SoraProtocolError(SoraError):
     """The server answered in a way that cannot be understood (e.g. an unparseable 2xx body)."""
 
-    default_retryable = True
     default_may_have_created = True
 
 
@@ -151,7 +146,7 @@ def classify(
     detail: str | None = None,
     api_key: str | None = None,
 ) -> SoraError:
-    """Turn a failed call into the right :class:`SoraError`; the one place this is decided.
+    """Turn a failed call into the right :class:`SoraError` with the facts it carries.
 
     Args:
         operation: What was being done, e.g. ``"create video"``; it starts the message.
@@ -161,8 +156,8 @@ def classify(
         api_key: Redacted from the message should a server echo it back.
 
     Returns:
-        The error to raise. Exceptions this module does not know are wrapped as a retryable,
-        ambiguous :class:`SoraError` so that callers never have to guess.
+        The error to raise. Exceptions this module does not know are wrapped as a plain, ambiguous
+        :class:`SoraError` (it may have created) so that callers never have to guess.
     """
     if isinstance(failure, httpx.Response):
         error = _from_response(operation, failure, detail)
@@ -197,7 +192,7 @@ def _from_exception(operation: str, exc: BaseException, detail: str | None) -> S
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         # A malformed URL (e.g. a gateway's download link in an unknown scheme) will not get better.
         return SoraConnectionError(
-            f"{operation}: cannot request this URL{suffix}: {what}", retryable=False, may_have_created=False
+            f"{operation}: cannot request this URL{suffix}: {what}", may_have_created=False, bad_url=True
         )
     if isinstance(exc, httpx.TooManyRedirects | httpx.DecodingError):
         return SoraProtocolError(f"{operation}: unusable response{suffix}: {what}")
@@ -205,23 +200,21 @@ def _from_exception(operation: str, exc: BaseException, detail: str | None) -> S
         # Read/write errors, a connection closed mid-request or mid-response: a reset after the
         # request was sent looks the same as one before the server acted, so both are ambiguous.
         return SoraConnectionError(f"{operation}: connection failed{suffix}: {what}", may_have_created=True)
-    return SoraError(
-        f"{operation}: unexpected failure{suffix}: {what}", retryable=True, may_have_created=True
-    )
+    return SoraError(f"{operation}: unexpected failure{suffix}: {what}", may_have_created=True)
 
 
 def _from_response(operation: str, response: httpx.Response, detail: str | None) -> SoraError:
     status = response.status_code
     headers = response.headers
-    request_id = headers.get("x-request-id")
     retry_after = parse_retry_after(headers)
+    should_retry = _should_retry(headers)
     if 200 <= status < 300:
         why = detail or "the response body could not be parsed"
         return SoraProtocolError(
             f"{operation}: HTTP {status} but {why}: {_quote(_text(response))}",
             status_code=status,
-            request_id=request_id,
             retry_after=retry_after,
+            should_retry=should_retry,
         )
     envelope = _envelope(response)
     message = envelope.get("message") or _quote(_text(response)) or response.reason_phrase or "no message"
@@ -240,11 +233,8 @@ def _from_response(operation: str, response: httpx.Response, detail: str | None)
         "param": envelope.get("param"),
         "error_type": envelope.get("type"),
         "retry_after": retry_after,
-        "request_id": request_id,
+        "should_retry": should_retry,
     }
-    should_retry = _should_retry(headers)
-    if should_retry is not None:
-        kwargs["retryable"] = should_retry
 
     cls: type[SoraError]
     if status in (400, 422):
@@ -257,15 +247,10 @@ def _from_response(operation: str, response: httpx.Response, detail: str | None)
         cls = SoraConflict
     elif status == 429:
         cls = SoraRateLimited
-        # An exhausted quota is a billing problem, not a burst: backing off will not fix it.
-        if envelope.get("code") == "insufficient_quota" and should_retry is None:
-            kwargs["retryable"] = False
     elif status == 408 or status >= 500:
         cls = SoraServerError
         if status in (501, 505):
-            # The endpoint (or HTTP version) is not implemented: it will not be tomorrow either,
-            # and the server did nothing.
-            kwargs.setdefault("retryable", False)
+            # The endpoint (or HTTP version) is not implemented: the server did nothing.
             kwargs["may_have_created"] = False
     elif 400 <= status < 500:
         cls = SoraInvalidRequest
@@ -276,36 +261,8 @@ def _from_response(operation: str, response: httpx.Response, detail: str | None)
         location = headers.get("location")
         if location:
             text += f" (redirected to {_origin_and_path(location)}; check the base URL)"
-        kwargs.setdefault("retryable", False)
         kwargs["may_have_created"] = False
     return cls(text, **kwargs)
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms``, ``Retry-After`` seconds or ``Retry-After`` HTTP-date.
-
-    Returns:
-        A non-negative finite number of seconds, or ``None`` if no usable header was sent.
-    """
-    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        raw = headers.get(name)
-        if raw is None:
-            continue
-        try:
-            value = float(raw.strip()) / divisor
-        except ValueError:
-            continue
-        if math.isfinite(value):
-            return max(0.0, value)
-    raw = headers.get("retry-after")
-    if raw:
-        try:
-            parsed = email.utils.parsedate_tz(raw)
-            if parsed is not None:
-                return max(0.0, float(email.utils.mktime_tz(parsed)) - time.time())
-        except (TypeError, ValueError, OverflowError):
-            return None
-    return None
 
 
 def _should_retry(headers: Mapping[str, str]) -> bool | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
@@ -12,17 +13,49 @@ ProgressCallback = Callable[[int], None]
 """Called with the number of bytes sent so far; activities heartbeat from it."""
 
 
+class StorageFailure(StrEnum):
+    """What went wrong in a storage call; :mod:`sora_temporal.errors` decides what to do about it."""
+
+    RATE_LIMITED = "rate_limited"
+    """The store asked us to slow down."""
+    UNAVAILABLE = "unavailable"
+    """The store failed or is overloaded (5xx, 408)."""
+    NETWORK = "network"
+    """No complete answer arrived."""
+    MALFORMED_RESPONSE = "malformed_response"
+    """The answer could not be understood (a proxy, a truncated connection)."""
+    SOURCE_CHANGED = "source_changed"
+    """The file changed size while it was being uploaded."""
+    DISK = "disk"
+    """The local disk failed while storing."""
+    NOT_CONFIGURED = "not_configured"
+    """The backend is missing its configuration (e.g. no or a malformed token)."""
+    BAD_CREDENTIALS = "bad_credentials"
+    """The credentials could not be used."""
+    ACCESS_DENIED = "access_denied"
+    """The store rejected the credentials for this object."""
+    STORE_SUSPENDED = "store_suspended"
+    STORE_MISSING = "store_missing"
+    OBJECT_MISSING = "object_missing"
+    SOURCE_UNREADABLE = "source_unreadable"
+    """The file to store is missing or cannot be read."""
+    REJECTED = "rejected"
+    """The request itself was refused (an unsafe pathname, a 4xx answer, an argument check)."""
+    CLOSED = "closed"
+    """The storage was already closed."""
+
+
 class StorageError(Exception):
-    """A storage failure.
+    """A storage failure, described by facts only.
 
     Attributes:
-        retryable: Whether trying again later can help (rate limits, 5xx, network).
+        kind: What went wrong.
         retry_after: Seconds the store asked us to wait, when it said.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, kind: StorageFailure, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retryable = retryable
+        self.kind = kind
         self.retry_after = retry_after
 
 
@@ -35,6 +68,15 @@ class StoredObject:
     download_url: str
     byte_size: int
     content_type: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about an object it holds (for serving it back)."""
+
+    pathname: str
+    size: int
+    content_type: str | None
 
 
 class Storage(Protocol):
@@ -55,6 +97,20 @@ class Storage(Protocol):
     async def delete(self, pathname: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+    # --- reading back (the ``api`` process serves stored videos) ----------------------------------
+
+    def pathname_of(self, url: str) -> str | None:
+        """The pathname of an object this store returned ``url`` for; ``None`` if the URL is not its."""
+        ...
+
+    async def stat(self, pathname: str) -> ObjectInfo:
+        """Size and type of an object; ``StorageError`` with ``OBJECT_MISSING`` when there is none."""
+        ...
+
+    def open_range(self, pathname: str, start: int, end: int) -> AsyncGenerator[bytes, None]:
+        """Stream bytes ``[start, end)`` of an object, in chunks of at most 1 MiB."""
+        ...
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

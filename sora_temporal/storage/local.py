@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
+import stat
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncGenerator
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
-from sora_temporal.storage.base import ProgressCallback, StorageError, StoredObject
+from sora_temporal.blocking import in_thread
+from sora_temporal.storage.base import (
+    ObjectInfo,
+    ProgressCallback,
+    StorageError,
+    StorageFailure,
+    StoredObject,
+)
 
 _CHUNK_SIZE = 1024 * 1024
-_T = TypeVar("_T")
 
 
 class LocalStorage:
@@ -40,14 +45,16 @@ class LocalStorage:
         """Map a pathname to a file under ``root``, refusing anything that would land elsewhere."""
         relative = PurePosixPath(pathname)
         if not pathname or relative.is_absolute() or "\\" in pathname or "\x00" in pathname:
-            raise StorageError(f"refusing unsafe pathname {pathname!r}", retryable=False)
+            raise StorageError(f"refusing unsafe pathname {pathname!r}", kind=StorageFailure.REJECTED)
         if any(part in ("", ".", "..") for part in pathname.split("/")):
-            raise StorageError(f"refusing unsafe pathname {pathname!r}", retryable=False)
+            raise StorageError(f"refusing unsafe pathname {pathname!r}", kind=StorageFailure.REJECTED)
         root = self.root.resolve()
         # Resolving follows symlinks, so a link planted inside root cannot redirect writes outside.
         target = (root / relative).resolve()
         if target == root or not target.is_relative_to(root):
-            raise StorageError(f"pathname {pathname!r} resolves outside the storage root", retryable=False)
+            raise StorageError(
+                f"pathname {pathname!r} resolves outside the storage root", kind=StorageFailure.REJECTED
+            )
         return target
 
     def _url(self, pathname: str, target: Path) -> str:
@@ -75,24 +82,26 @@ class LocalStorage:
             The stored object, with ``file://`` (or public) URLs.
 
         Raises:
-            StorageError: The pathname escapes ``root`` (non-retryable), the source is missing
-                (non-retryable) or the disk failed (retryable).
+            StorageError: The pathname escapes ``root`` (``REJECTED``), the source is missing
+                (``SOURCE_UNREADABLE``) or the disk failed (``DISK``).
         """
         target = self._target(pathname)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_dir():
-                raise StorageError(f"pathname {pathname!r} names a directory", retryable=False)
+                raise StorageError(f"pathname {pathname!r} names a directory", kind=StorageFailure.REJECTED)
             source = os.open(path, os.O_RDONLY)
         except FileNotFoundError as err:
-            raise StorageError(f"cannot store {path}: file not found", retryable=False) from err
+            raise StorageError(
+                f"cannot store {path}: file not found", kind=StorageFailure.SOURCE_UNREADABLE
+            ) from err
         except OSError as err:
-            raise StorageError(f"cannot store {pathname!r}: {err}", retryable=True) from err
+            raise StorageError(f"cannot store {pathname!r}: {err}", kind=StorageFailure.DISK) from err
         try:
             fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         except OSError as err:
             os.close(source)
-            raise StorageError(f"cannot store {pathname!r}: {err}", retryable=True) from err
+            raise StorageError(f"cannot store {pathname!r}: {err}", kind=StorageFailure.DISK) from err
         temp = Path(temp_name)
         copied = 0
         try:
@@ -101,13 +110,13 @@ class LocalStorage:
                 while True:
                     # Reading and writing off the loop keeps heartbeats flowing on slow disks;
                     # the progress callback runs back on the loop, where activity APIs live.
-                    n = await _in_thread(_copy_chunk, source, fd, buffer)
+                    n = await in_thread(_copy_chunk, source, fd, buffer)
                     if n == 0:
                         break
                     copied += n
                     if on_progress is not None:
                         on_progress(copied)
-                await _in_thread(os.fsync, fd)
+                await in_thread(os.fsync, fd)
             finally:
                 os.close(source)
                 os.close(fd)
@@ -118,7 +127,7 @@ class LocalStorage:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             if isinstance(err, OSError):
-                raise StorageError(f"cannot store {pathname!r}: {err}", retryable=True) from err
+                raise StorageError(f"cannot store {pathname!r}: {err}", kind=StorageFailure.DISK) from err
             raise
         url = self._url(pathname, target)
         return StoredObject(
@@ -133,28 +142,70 @@ class LocalStorage:
         """Remove ``pathname``; a missing object is not an error."""
         target = self._target(pathname)
         try:
-            target.unlink(missing_ok=True)
+            await in_thread(target.unlink, missing_ok=True)
         except IsADirectoryError as err:
-            raise StorageError(f"pathname {pathname!r} names a directory", retryable=False) from err
+            raise StorageError(
+                f"pathname {pathname!r} names a directory", kind=StorageFailure.REJECTED
+            ) from err
         except OSError as err:
-            raise StorageError(f"cannot delete {pathname!r}: {err}", retryable=True) from err
+            raise StorageError(f"cannot delete {pathname!r}: {err}", kind=StorageFailure.DISK) from err
 
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    # --- reading back -----------------------------------------------------------------------------
 
-async def _in_thread(fn: Callable[..., _T], *args: object) -> _T:
-    """Run ``fn`` in a thread; if we are cancelled meanwhile, wait for it before raising.
+    def pathname_of(self, url: str) -> str | None:
+        """The pathname behind a URL :meth:`put_file` returned (``file://`` or under the public base)."""
+        if self.public_base_url is not None and url.startswith(self.public_base_url + "/"):
+            return unquote(url[len(self.public_base_url) + 1 :])
+        if not url.startswith("file://"):
+            return None
+        try:
+            return Path(unquote(urlsplit(url).path)).relative_to(self.root.resolve()).as_posix()
+        except ValueError:
+            return None
 
-    The thread works on raw file descriptors that the caller closes on the way out; closing one
-    under a running thread could let it write into whatever file next reuses that number.
-    """
-    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        await asyncio.wait({future})
-        raise
+    async def stat(self, pathname: str) -> ObjectInfo:
+        """The object's size (the filesystem keeps no content type).
+
+        Raises:
+            StorageError: ``OBJECT_MISSING``, ``REJECTED`` for an unsafe pathname, or ``DISK``.
+        """
+        target = self._target(pathname)
+        try:
+            info = await in_thread(os.stat, target)
+        except FileNotFoundError as err:
+            raise StorageError(f"{pathname!r} does not exist", kind=StorageFailure.OBJECT_MISSING) from err
+        except OSError as err:
+            raise StorageError(f"cannot read {pathname!r}: {err}", kind=StorageFailure.DISK) from err
+        if not stat.S_ISREG(info.st_mode):
+            raise StorageError(f"{pathname!r} is not a file", kind=StorageFailure.OBJECT_MISSING)
+        return ObjectInfo(pathname=pathname, size=info.st_size, content_type=None)
+
+    async def open_range(self, pathname: str, start: int, end: int) -> AsyncGenerator[bytes, None]:
+        """Stream bytes ``[start, end)``; an object replaced meanwhile is read as it was when opened.
+
+        Raises:
+            StorageError: ``OBJECT_MISSING``, ``REJECTED`` for an unsafe pathname, or ``DISK``.
+        """
+        target = self._target(pathname)
+        try:
+            fd = os.open(target, os.O_RDONLY)
+        except FileNotFoundError as err:
+            raise StorageError(f"{pathname!r} does not exist", kind=StorageFailure.OBJECT_MISSING) from err
+        except OSError as err:
+            raise StorageError(f"cannot read {pathname!r}: {err}", kind=StorageFailure.DISK) from err
+        try:
+            position = start
+            while position < end:
+                block = await in_thread(os.pread, fd, min(_CHUNK_SIZE, end - position), position)
+                if not block:
+                    return
+                position += len(block)
+                yield block
+        finally:
+            os.close(fd)
 
 
 def _copy_chunk(source: int, sink: int, buffer: bytearray) -> int:

@@ -1,27 +1,23 @@
 """Vercel Blob storage through the official ``vercel-blob`` SDK (async API).
 
 The SDK does the HTTP; this module decides how to feed it (streamed from disk, multipart above a
-threshold), how to configure it (explicit credentials, our own HTTP client) and how its errors map
-to :class:`StorageError` so that Temporal, not the SDK, owns retries (the SDK never retries).
+threshold), how to configure it (explicit credentials, our own HTTP client) and what its errors
+mean, as a :class:`StorageError` of some :class:`StorageFailure` kind. Whether and when to try again
+is decided in :mod:`sora_temporal.errors`; Temporal, not the SDK, owns retries (the SDK never
+retries). Progress goes to the caller's callback only; nothing here touches activity APIs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
-import math
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import httpx2
@@ -29,15 +25,19 @@ from vercel import blob
 from vercel.api import session as vercel_session
 from vercel.errors import VercelError
 
-from sora_temporal.storage.base import ProgressCallback, StorageError, StoredObject
+from sora_temporal.retry_after import parse_retry_after
+from sora_temporal.storage.base import (
+    ObjectInfo,
+    ProgressCallback,
+    StorageError,
+    StorageFailure,
+    StoredObject,
+)
 
 Access = Literal["public", "private"]
 
 DEFAULT_API_URL = "https://vercel.com/api/blob"
-"""Where the SDK sends API calls unless ``VERCEL_BLOB_API_URL`` says otherwise."""
-
-BLOB_HOST_SUFFIX = ".blob.vercel-storage.com"
-"""Blob URLs are ``https://<store>.<public|private>.blob.vercel-storage.com/<pathname>``."""
+"""Where the SDK sends API calls unless told otherwise (``VERCEL_BLOB_API_URL``)."""
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 """The service rejects smaller parts, except the last."""
@@ -45,9 +45,9 @@ MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
 MAX_PARTS = 10_000
 ONE_YEAR_SECONDS = 365 * 24 * 60 * 60
-PROGRESS_KEEPALIVE_SECONDS = 10.0
 
-_TOKEN = re.compile(r"^vercel_blob_rw_([A-Za-z0-9-]+)_(.+)$")
+_TOKEN_PREFIX = "vercel_blob_rw_"
+_STORE_ID = re.compile(r"[A-Za-z0-9-]+")
 # One disk read feeds many of the SDK's 64 KiB chunks; this bounds what an upload holds in memory.
 _READ_AHEAD = 1024 * 1024
 
@@ -69,60 +69,28 @@ _SDK_FAILURES = (
 def store_id_from_token(token: str) -> str:
     """The store id embedded in a ``vercel_blob_rw_<storeId>_<secret>`` read-write token.
 
+    The rule is the SDK's (``vercel.blob``'s ``store_from_read_write_token``), applied to the
+    stripped token: the store id runs to the first ``_`` after the prefix and is letters, digits
+    and ``-``; the secret is the rest and is not blank. The Blob emulator follows the same rule.
+
     Raises:
-        StorageError: Non-retryable, when the token does not have that shape. The message never
-            repeats the token.
+        StorageError: ``NOT_CONFIGURED``, when the token does not have that shape. The message
+            never repeats the token.
     """
-    match = _TOKEN.match(token.strip())
-    if match is None or not match.group(2).strip("_"):
+    token = token.strip()
+    store_id, separator, secret = token.removeprefix(_TOKEN_PREFIX).partition("_")
+    store_id = store_id.strip()
+    if (
+        not token.startswith(_TOKEN_PREFIX)
+        or not separator
+        or not _STORE_ID.fullmatch(store_id)
+        or not secret.strip().strip("_")
+    ):
         raise StorageError(
             "BLOB_READ_WRITE_TOKEN is malformed: expected vercel_blob_rw_<storeId>_<secret>",
-            retryable=False,
+            kind=StorageFailure.NOT_CONFIGURED,
         )
-    return match.group(1)
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether ``url`` points at this machine (``localhost``, 127.0.0.0/8 or ``::1``)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class LoopbackBlobTransport(httpx2.AsyncBaseTransport):
-    """Sends requests for ``*.blob.vercel-storage.com`` to a local Blob emulator instead.
-
-    The SDK only accepts canonical blob URLs, so the emulator hands those out; this transport
-    rewrites their scheme, host and port to the emulator's while keeping the original ``Host``
-    header, from which the emulator reads the store and access level. Every other request (API
-    calls to the emulator itself) passes through unchanged.
-
-    Args:
-        emulator_url: Any URL on the emulator, e.g. the ``VERCEL_BLOB_API_URL`` pointing at it.
-        inner: The transport that really sends; defaults to a plain HTTP/1.1 transport that
-            ignores proxy environment variables (a proxy would not reach loopback anyway).
-    """
-
-    def __init__(self, emulator_url: str, inner: httpx2.AsyncBaseTransport | None = None) -> None:
-        target = httpx2.URL(emulator_url)
-        self._scheme = target.scheme
-        self._host = target.host
-        self._port = target.port
-        self._inner = inner or httpx2.AsyncHTTPTransport(trust_env=False)
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        """Rewrite blob-host requests to the emulator, then send."""
-        if request.url.host.endswith(BLOB_HOST_SUFFIX):
-            request.url = request.url.copy_with(scheme=self._scheme, host=self._host, port=self._port)
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Close the inner transport."""
-        await self._inner.aclose()
+    return store_id
 
 
 @dataclass
@@ -136,27 +104,10 @@ class _RetryAfterSlot:
 _retry_after: ContextVar[_RetryAfterSlot | None] = ContextVar("vercel_blob_retry_after", default=None)
 
 
-def _parse_retry_after(value: str) -> float | None:
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, math.ceil((when - datetime.now(UTC)).total_seconds()))
-
-
 async def _note_retry_after(response: httpx2.Response) -> None:
     slot = _retry_after.get()
     if slot is not None and response.status_code >= 400:
-        slot.seconds = _parse_retry_after(response.headers.get("retry-after", ""))
+        slot.seconds = parse_retry_after(response.headers)
 
 
 class _Progress:
@@ -168,32 +119,6 @@ class _Progress:
         self.sent += n
         if self._callback is not None and n:
             self._callback(self.sent)
-
-    @contextlib.asynccontextmanager
-    async def keepalive(self, every: float) -> AsyncIterator[None]:
-        """Repeat the last figure every ``every`` seconds while the body runs.
-
-        Between the last byte and the answer the service may work for a while (joining the
-        parts of a large multipart upload); heartbeats driven by the callback must not stop then.
-        A callback failure surfaces when the body finishes.
-        """
-        callback = self._callback
-        if callback is None:
-            yield
-            return
-
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(every)
-                callback(self.sent)
-
-        task = asyncio.create_task(tick())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 class _FileRangeReader:
@@ -249,17 +174,14 @@ class VercelBlobStorage:
             otherwise need more than 10,000 parts.
         cache_control_max_age: Seconds browsers and the CDN may cache an object; ``None`` keeps
             the service default.
-        api_url: The Blob API base URL. Defaults to ``VERCEL_BLOB_API_URL`` or the real service.
-            When it is a loopback URL (a local emulator), blob URLs are routed to it too.
-        httpx_client_factory: Builds the ``httpx2.AsyncClient`` the SDK sends with (tests use it to
-            inject transports). A response hook that records ``Retry-After`` is added to it.
+        api_url: The Blob API base URL; the real service's when ``None``.
+        httpx_client_factory: Builds the ``httpx2.AsyncClient`` the SDK sends with (whoever starts a
+            local emulator passes one that routes blob URLs to it). A response hook that records
+            ``Retry-After`` is added to it.
         timeout: Seconds allowed for each connect/read/write step of a request.
-        progress_keepalive: While a call waits for the service after sending, ``on_progress`` is
-            repeated this often, so heartbeats continue (e.g. while a large multipart upload is
-            being joined).
 
     Raises:
-        StorageError: Non-retryable, when the token is missing or malformed.
+        StorageError: ``NOT_CONFIGURED``, when the token is missing or malformed.
         ValueError: An option is out of range.
     """
 
@@ -276,10 +198,9 @@ class VercelBlobStorage:
         api_url: str | None = None,
         httpx_client_factory: HttpxClientFactory | None = None,
         timeout: float = 300.0,
-        progress_keepalive: float = PROGRESS_KEEPALIVE_SECONDS,
     ) -> None:
         if not token or not token.strip():
-            raise StorageError("BLOB_READ_WRITE_TOKEN is not set", retryable=False)
+            raise StorageError("BLOB_READ_WRITE_TOKEN is not set", kind=StorageFailure.NOT_CONFIGURED)
         if access not in ("public", "private"):
             raise ValueError(f"access must be 'public' or 'private', got {access!r}")
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
@@ -294,14 +215,8 @@ class VercelBlobStorage:
         self.multipart_threshold = multipart_threshold
         self.part_size = part_size
         self.cache_control_max_age = cache_control_max_age
-        self.api_url = (
-            api_url
-            or os.environ.get("VERCEL_BLOB_API_URL")
-            or os.environ.get("NEXT_PUBLIC_VERCEL_BLOB_API_URL")
-            or DEFAULT_API_URL
-        ).rstrip("/")
+        self.api_url = (api_url or DEFAULT_API_URL).rstrip("/")
         self._timeout = timeout
-        self._progress_keepalive = progress_keepalive
         self._client_factory = httpx_client_factory or self._default_client
         self._closed = False
 
@@ -313,13 +228,9 @@ class VercelBlobStorage:
     # --- SDK plumbing ---------------------------------------------------------------------------
 
     def _default_client(self) -> httpx2.AsyncClient:
-        loopback = is_loopback_url(self.api_url)
         return httpx2.AsyncClient(
             timeout=httpx2.Timeout(self._timeout, connect=min(self._timeout, 30.0)),
             limits=httpx2.Limits(max_connections=16, max_keepalive_connections=4),
-            transport=LoopbackBlobTransport(self.api_url) if loopback else None,
-            # Proxy variables cannot apply to an emulator on loopback.
-            trust_env=not loopback,
         )
 
     def _client(self) -> httpx2.AsyncClient:
@@ -365,23 +276,25 @@ class VercelBlobStorage:
             The object's URL and download URL (the latter makes browsers save the file).
 
         Raises:
-            StorageError: Retryable for rate limits (with the requested delay), 5xx responses and
-                network failures; not retryable for a rejected token, a suspended or missing
-                store, or a missing source file.
+            StorageError: Of the kind that says what went wrong: a rate limit (with the delay the
+                store asked for), a failing store, the network, a rejected token, a suspended or
+                missing store, a missing source file, ...
         """
         self._check_open()
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError as err:
-            raise StorageError(f"cannot upload {path}: file not found", retryable=False) from err
+            raise StorageError(
+                f"cannot upload {path}: file not found", kind=StorageFailure.SOURCE_UNREADABLE
+            ) from err
         except OSError as err:
-            raise StorageError(f"cannot upload {path}: {err}", retryable=False) from err
+            raise StorageError(f"cannot upload {path}: {err}", kind=StorageFailure.SOURCE_UNREADABLE) from err
         progress = _Progress(on_progress)
         slot = _RetryAfterSlot()
         reset = _retry_after.set(slot)
         try:
             size = os.fstat(fd).st_size
-            async with progress.keepalive(self._progress_keepalive), self.sdk_session():
+            async with self.sdk_session():
                 if size > self.multipart_threshold:
                     result = await self._put_multipart(fd, size, pathname, content_type, progress)
                 else:
@@ -428,11 +341,59 @@ class VercelBlobStorage:
                 )
         return upload.result
 
+    def pathname_of(self, url: str) -> str | None:
+        """The pathname in a blob URL of this store (``https://<store>.<access>.blob.vercel-storage.com/<pathname>``)."""
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if parts.scheme != "https" or not host.startswith(self.store_id.lower() + "."):
+            return None
+        if not host.endswith(".blob.vercel-storage.com"):
+            return None
+        return unquote(parts.path.lstrip("/")) or None
+
+    async def stat(self, pathname: str) -> ObjectInfo:
+        """Size and content type, from the SDK's ``head_blob``.
+
+        Raises:
+            StorageError: ``OBJECT_MISSING`` for no such blob; otherwise described like :meth:`put_file`'s.
+        """
+        self._check_open()
+        try:
+            async with self.sdk_session():
+                head = await blob.head_blob(pathname)
+        except _SDK_FAILURES as err:
+            raise self._storage_error(err, f"head {pathname!r}", None) from None
+        return ObjectInfo(pathname=pathname, size=head.size, content_type=head.content_type)
+
+    async def open_range(self, pathname: str, start: int, end: int) -> AsyncGenerator[bytes, None]:
+        """Stream bytes ``[start, end)`` through the SDK's ``stream_blob`` (with the token).
+
+        The SDK sends no ``Range`` header, so the bytes before ``start`` are read and dropped, and the
+        download stops once ``end`` is reached.
+
+        Raises:
+            StorageError: ``OBJECT_MISSING`` for no such blob; otherwise described like :meth:`put_file`'s.
+        """
+        self._check_open()
+        position = 0
+        try:
+            async with self.sdk_session(), blob.stream_blob(pathname, access=self.access) as download:
+                async for chunk in download:
+                    if position >= end:
+                        break
+                    skip = max(0, start - position)
+                    keep = chunk[skip : max(skip, end - position)]
+                    position += len(chunk)
+                    if keep:
+                        yield bytes(keep)
+        except _SDK_FAILURES as err:
+            raise self._storage_error(err, f"read {pathname!r}", None) from None
+
     async def delete(self, pathname: str) -> None:
         """Delete ``pathname``; deleting a missing object succeeds.
 
         Raises:
-            StorageError: Classified like :meth:`put_file`.
+            StorageError: Described like :meth:`put_file`'s failures.
         """
         self._check_open()
         slot = _RetryAfterSlot()
@@ -451,59 +412,61 @@ class VercelBlobStorage:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StorageError("storage is closed", retryable=False)
+            raise StorageError("storage is closed", kind=StorageFailure.CLOSED)
 
     # --- errors ---------------------------------------------------------------------------------
 
     def _storage_error(self, err: BaseException, operation: str, retry_after: float | None) -> StorageError:
-        error = _classify(err, retry_after)
-        message = f"Vercel Blob {operation} failed: {error}"
+        kind, what, delay = _describe(err, retry_after)
+        message = f"Vercel Blob {operation} failed: {what}"
         # Belt and braces: no code path puts the token in a message, but a server could echo it.
         scrubbed = message.replace(self._token, "<token>")
-        return StorageError(scrubbed, retryable=error.retryable, retry_after=error.retry_after)
+        return StorageError(scrubbed, kind=kind, retry_after=delay)
 
 
-def _classify(err: BaseException, retry_after: float | None) -> StorageError:
-    """Map an SDK (or transport) failure to a retryable or permanent ``StorageError``."""
+def _describe(err: BaseException, retry_after: float | None) -> tuple[StorageFailure, str, float | None]:
+    """What an SDK (or transport) failure means: its kind, a message and the delay the store asked for."""
     status = getattr(err, "status_code", None)
     if isinstance(err, blob.BlobServiceRateLimited):
         delay = retry_after if retry_after is not None else (err.retry_after or None)
-        return StorageError(f"rate limited (HTTP {status})", retryable=True, retry_after=delay)
+        return StorageFailure.RATE_LIMITED, f"rate limited (HTTP {status})", delay
     if isinstance(err, blob.BlobServiceNotAvailable):
-        return StorageError(f"service unavailable (HTTP {status})", retryable=True, retry_after=retry_after)
+        return StorageFailure.UNAVAILABLE, f"service unavailable (HTTP {status})", retry_after
     if isinstance(err, blob.BlobCredentialsError):
-        return StorageError(f"bad credentials: {_sdk_message(err)}", retryable=False)
+        return StorageFailure.BAD_CREDENTIALS, f"bad credentials: {_sdk_message(err)}", None
     if isinstance(err, blob.BlobAccessError):
-        return StorageError(
+        return (
+            StorageFailure.ACCESS_DENIED,
             f"access denied (HTTP {status}): the store rejected BLOB_READ_WRITE_TOKEN, or the token "
             "cannot reach this object",
-            retryable=False,
+            None,
         )
     if isinstance(err, blob.BlobStoreSuspendedError):
-        return StorageError("the Blob store is suspended", retryable=False)
+        return StorageFailure.STORE_SUSPENDED, "the Blob store is suspended", None
     if isinstance(err, blob.BlobStoreNotFoundError):
-        return StorageError("the Blob store does not exist", retryable=False)
+        return StorageFailure.STORE_MISSING, "the Blob store does not exist", None
     if isinstance(err, blob.BlobNotFoundError):
-        return StorageError("the blob does not exist", retryable=False)
+        return StorageFailure.OBJECT_MISSING, "the blob does not exist", None
     if isinstance(err, blob.BlobContentLengthError):
-        return StorageError(f"the file changed while uploading: {_sdk_message(err)}", retryable=True)
+        return StorageFailure.SOURCE_CHANGED, f"the file changed while uploading: {_sdk_message(err)}", None
     if isinstance(err, blob.BlobStreamError):
         # A malformed response is most likely a proxy or a truncated connection.
-        return StorageError(f"malformed response: {_sdk_message(err)}", retryable=True)
+        return StorageFailure.MALFORMED_RESPONSE, f"malformed response: {_sdk_message(err)}", None
     if isinstance(err, blob.BlobError):
         cause = err.__cause__
         if status is None and cause is not None:
-            return StorageError(f"network error: {type(cause).__name__}: {cause}", retryable=True)
-        if status is None or status >= 500 or status in (408, 429):
-            return StorageError(
-                f"{_sdk_message(err)} (HTTP {status})", retryable=True, retry_after=retry_after
-            )
-        return StorageError(f"{_sdk_message(err)} (HTTP {status})", retryable=False)
+            return StorageFailure.NETWORK, f"network error: {type(cause).__name__}: {cause}", None
+        what = f"{_sdk_message(err)} (HTTP {status})"
+        if status == 429:
+            return StorageFailure.RATE_LIMITED, what, retry_after
+        if status is None or status >= 500 or status == 408:
+            return StorageFailure.UNAVAILABLE, what, retry_after
+        return StorageFailure.REJECTED, what, None
     if isinstance(err, (httpx2.HTTPError, anyio.BrokenResourceError)):
-        return StorageError(f"network error: {type(err).__name__}: {err}", retryable=True)
+        return StorageFailure.NETWORK, f"network error: {type(err).__name__}: {err}", None
     if isinstance(err, OSError):
-        return StorageError(f"cannot read the file: {err}", retryable=False)
-    return StorageError(f"rejected before sending: {type(err).__name__}: {err}", retryable=False)
+        return StorageFailure.SOURCE_UNREADABLE, f"cannot read the file: {err}", None
+    return StorageFailure.REJECTED, f"rejected before sending: {type(err).__name__}: {err}", None
 
 
 def _sdk_message(err: BaseException) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from simulator.testing import RunningSimulator
+from sora_temporal.errors import is_retryable
 from sora_temporal.sora import (
     AuthStyle,
     ReferenceImage,
@@ -98,7 +99,7 @@ async def test_reference_image_of_wrong_size_is_refused_by_server(
     with pytest.raises(SoraInvalidRequest) as caught:
         await _create(client, f"mismatched frame {_tag()}", reference=png(640, 480))
     err = caught.value
-    assert (err.status_code, err.param, err.retryable, err.may_have_created) == (
+    assert (err.status_code, err.param, is_retryable(err), err.may_have_created) == (
         400,
         "input_reference",
         False,
@@ -149,7 +150,12 @@ async def test_invalid_request_never_reaches_the_server(
     with pytest.raises(SoraInvalidRequest) as caught:
         await _create(client, "a valid prompt", **overrides)
     err = caught.value
-    assert (err.param, err.status_code, err.retryable, err.may_have_created) == (param, None, False, False)
+    assert (err.param, err.status_code, is_retryable(err), err.may_have_created) == (
+        param,
+        None,
+        False,
+        False,
+    )
     assert err.message.startswith("create video: ")
     assert _requests(sora_sim) == before
 
@@ -225,7 +231,7 @@ async def test_completed_job_has_download_url_only_on_gateways(finished: Video, 
 async def test_unknown_video_is_not_found(client: SoraClient) -> None:
     with pytest.raises(SoraNotFound) as caught:
         await client.retrieve("video_does_not_exist")
-    assert (caught.value.status_code, caught.value.retryable) == (404, False)
+    assert (caught.value.status_code, is_retryable(caught.value)) == (404, False)
 
 
 # --- list and delete -------------------------------------------------------------------------
@@ -269,7 +275,7 @@ async def test_delete_running_job_is_refused(client: SoraClient) -> None:
     video = await _create(client, f"[sim:never] still rendering {_tag()}")
     with pytest.raises(SoraInvalidRequest) as caught:
         await client.delete(video.id)
-    assert (caught.value.status_code, caught.value.retryable) == (400, False)
+    assert (caught.value.status_code, is_retryable(caught.value)) == (400, False)
 
 
 # --- content ---------------------------------------------------------------------------------
@@ -336,7 +342,7 @@ async def test_wrong_key_is_an_authentication_error(make_client: MakeClient) -> 
     with pytest.raises(SoraAuthenticationError) as caught:
         await sora.list()
     err = caught.value
-    assert (err.status_code, err.retryable, err.may_have_created) == (401, False, False)
+    assert (err.status_code, is_retryable(err), err.may_have_created) == (401, False, False)
     assert err.message.startswith("list videos: HTTP 401")
     assert "Incorrect API key" in err.message
     assert "sk-wrong-key-123456" not in err.message
@@ -366,7 +372,7 @@ async def test_rate_limit_is_retryable_after_the_advertised_delay(
     with pytest.raises(SoraRateLimited) as caught:
         await client.retrieve(video.id)
     err = caught.value
-    assert (err.status_code, err.retryable, err.may_have_created) == (429, True, False)
+    assert (err.status_code, is_retryable(err), err.may_have_created) == (429, True, False)
     assert err.retry_after == pytest.approx(2.5)
     assert (await client.retrieve(video.id)).video.id == video.id
 
@@ -395,7 +401,7 @@ async def test_create_error_status_mapping(
         await _create(client, f"error {status} {_tag()}")
     err = caught.value
     assert type(err) is cls
-    assert (err.status_code, err.retryable, err.may_have_created) == (status, retryable, may_have_created)
+    assert (err.status_code, is_retryable(err), err.may_have_created) == (status, retryable, may_have_created)
 
 
 async def test_reset_before_processing_is_ambiguous(client: SoraClient, sora_sim: RunningSimulator) -> None:
@@ -406,7 +412,7 @@ async def test_reset_before_processing_is_ambiguous(client: SoraClient, sora_sim
     err = caught.value
     assert not isinstance(err, SoraTimeout)
     # Nothing was created, but from the client's side this is indistinguishable from a lost answer.
-    assert (err.status_code, err.retryable, err.may_have_created) == (None, True, True)
+    assert (err.status_code, is_retryable(err), err.may_have_created) == (None, True, True)
     assert sora_sim.creates() == before
 
 
@@ -419,7 +425,7 @@ async def test_lost_create_response_may_have_created(
     with pytest.raises(SoraError) as caught:
         await _create(client, f"lost answer {mode} {_tag()}")
     assert type(caught.value) is cls
-    assert (caught.value.retryable, caught.value.may_have_created) == (True, True)
+    assert (is_retryable(caught.value), caught.value.may_have_created) == (True, True)
     assert sora_sim.creates() == before + 1
 
 
@@ -428,7 +434,7 @@ async def test_connection_refused_never_created(make_client: MakeClient) -> None
     with pytest.raises(SoraConnectionError) as caught:
         await _create(sora, "nobody is listening")
     err = caught.value
-    assert (err.status_code, err.retryable, err.may_have_created) == (None, True, False)
+    assert (err.status_code, is_retryable(err), err.may_have_created) == (None, True, False)
     assert err.message.startswith("create video: ")
 
 
@@ -440,7 +446,7 @@ async def test_slow_create_times_out_and_may_have_created(
     sora_sim.add_fault("create", "slow", delay=0.6, count=1)
     with pytest.raises(SoraTimeout) as caught:
         await _create(sora, f"slow {_tag()}")
-    assert (caught.value.retryable, caught.value.may_have_created) == (True, True)
+    assert (is_retryable(caught.value), caught.value.may_have_created) == (True, True)
     # The server carried on after the client gave up: the job exists, as may_have_created warned.
     deadline = time.monotonic() + 5
     while sora_sim.creates() == before and time.monotonic() < deadline:
@@ -458,5 +464,5 @@ async def test_truncated_download_fails_while_reading(
             async for chunk in stream.aiter_bytes(64 * 1024):
                 received += len(chunk)
     assert stream.content_length is not None and received < stream.content_length
-    assert caught.value.retryable is True
+    assert is_retryable(caught.value) is True
     assert "broke off" in caught.value.message

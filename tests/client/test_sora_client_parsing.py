@@ -9,6 +9,9 @@ import time
 import httpx
 import pytest
 
+from sora_temporal.errors import is_retryable
+from sora_temporal.retry_after import parse_retry_after
+from sora_temporal.settings import SoraSettings
 from sora_temporal.sora import (
     AuthStyle,
     SoraAuthenticationError,
@@ -25,7 +28,6 @@ from sora_temporal.sora import (
     classify,
 )
 from sora_temporal.sora.client import strip_foreign_credentials
-from sora_temporal.sora.errors import parse_retry_after
 from sora_temporal.sora.models import parse_page, parse_status, parse_video
 from sora_temporal.types import RemoteStatus
 from sora_temporal.validation import InvalidVideoRequest
@@ -159,20 +161,15 @@ def test_page_skips_entries_without_id_and_derives_cursors() -> None:
 def test_status_mapping(status: int, cls: type[SoraError], retryable: bool, may_have_created: bool) -> None:
     err = classify("create video", _response(status, {"error": {"message": "nope"}}))
     assert type(err) is cls
-    assert (err.retryable, err.may_have_created, err.status_code) == (retryable, may_have_created, status)
+    assert (is_retryable(err), err.may_have_created, err.status_code) == (retryable, may_have_created, status)
 
 
 def test_envelope_fields_and_message() -> None:
     body = {
         "error": {"message": "Invalid size", "type": "invalid_request_error", "param": "size", "code": "bad"}
     }
-    err = classify("create video", _response(400, body, {"x-request-id": "req_1"}))
-    assert (err.code, err.param, err.error_type, err.request_id) == (
-        "bad",
-        "size",
-        "invalid_request_error",
-        "req_1",
-    )
+    err = classify("create video", _response(400, body))
+    assert (err.code, err.param, err.error_type) == ("bad", "size", "invalid_request_error")
     assert err.message.startswith("create video: HTTP 400")
     assert "Invalid size" in err.message
 
@@ -203,18 +200,18 @@ def test_api_key_is_redacted_from_messages() -> None:
 def test_unparseable_success_body_is_a_protocol_error() -> None:
     err = classify("retrieve video v", _response(200, b"<html>"), detail="not JSON")
     assert isinstance(err, SoraProtocolError)
-    assert (err.retryable, err.may_have_created) == (True, True)
+    assert (is_retryable(err), err.may_have_created) == (True, True)
 
 
 def test_x_should_retry_overrides_status() -> None:
-    assert classify("x", _response(500, {}, {"x-should-retry": "false"})).retryable is False
-    assert classify("x", _response(400, {}, {"x-should-retry": "true"})).retryable is True
+    assert is_retryable(classify("x", _response(500, {}, {"x-should-retry": "false"}))) is False
+    assert is_retryable(classify("x", _response(400, {}, {"x-should-retry": "true"}))) is True
 
 
 def test_insufficient_quota_is_not_retryable() -> None:
     err = classify("x", _response(429, {"error": {"message": "quota", "code": "insufficient_quota"}}))
     assert isinstance(err, SoraRateLimited)
-    assert err.retryable is False
+    assert is_retryable(err) is False
 
 
 @pytest.mark.parametrize(
@@ -253,7 +250,7 @@ def test_retry_after_http_date() -> None:
 def test_transport_mapping(exc: Exception, cls: type[SoraError], may_have_created: bool) -> None:
     err = classify("create video", exc)
     assert type(err) is cls
-    assert (err.retryable, err.may_have_created, err.status_code) == (True, may_have_created, None)
+    assert (is_retryable(err), err.may_have_created, err.status_code) == (True, may_have_created, None)
 
 
 def test_timeout_is_a_connection_error() -> None:
@@ -263,7 +260,7 @@ def test_timeout_is_a_connection_error() -> None:
 def test_validation_failure_carries_param() -> None:
     err = classify("create video", InvalidVideoRequest("size", "bad size"))
     assert isinstance(err, SoraInvalidRequest)
-    assert (err.param, err.retryable, err.may_have_created) == ("size", False, False)
+    assert (err.param, is_retryable(err), err.may_have_created) == ("size", False, False)
 
 
 def test_errors_survive_pickling() -> None:
@@ -276,38 +273,16 @@ def test_errors_survive_pickling() -> None:
 # --- configuration ---------------------------------------------------------------------------
 
 
-async def test_from_env_reads_settings() -> None:
-    client = SoraClient.from_env(
-        {
-            "OPENAI_API_KEY": "k",
-            "OPENAI_BASE_URL": "https://example.openai.azure.com/openai/v1",
-            "OPENAI_AUTH_STYLE": "api-key",
-            "SORA_TIMEOUT_SECONDS": "12.5",
-        }
+async def test_the_client_takes_endpoint_key_style_and_timeout_from_settings() -> None:
+    settings = SoraSettings(
+        base_url="https://example.openai.azure.com/openai/v1",
+        api_key="k",
+        auth_style=AuthStyle.API_KEY,
+        timeout_seconds=12.5,
     )
-    try:
+    async with SoraClient.from_settings(settings) as client:
         assert client.base_url == "https://example.openai.azure.com/openai/v1/"
         assert client.auth_style is AuthStyle.API_KEY
-    finally:
-        await client.aclose()
-
-
-async def test_from_env_defaults_to_openai() -> None:
-    client = SoraClient.from_env({})
-    try:
-        assert client.base_url == "https://api.openai.com/v1/"
-        assert client.auth_style is AuthStyle.BEARER
-    finally:
-        await client.aclose()
-
-
-@pytest.mark.parametrize(
-    "env",
-    [{"OPENAI_AUTH_STYLE": "basic"}, {"SORA_TIMEOUT_SECONDS": "soon"}, {"SORA_TIMEOUT_SECONDS": "0"}],
-)
-def test_from_env_rejects_bad_values(env: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
-        SoraClient.from_env(env)
 
 
 # --- credentials -----------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from PIL import Image
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from activities.images import MAX_PIXELS
+from devtools.devstack import ROOT, free_port
 from fault_checks import LocalView, Verdict, no_open_workflows, results, verify
 from simulator.testing import RunningSimulator
-from sora_temporal.devstack import ROOT, free_port
+from sora_temporal.images import MAX_PIXELS
 from sora_temporal.types import JobStatus, VideoRequest, VideoResult
 from starter import EXIT_BAD_INPUT, StarterError, start_video
 from support import Deployment

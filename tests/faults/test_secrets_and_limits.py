@@ -21,6 +21,7 @@ from aiohttp import web
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.devstack import DevServer, free_port
 from fault_checks import (
     BlobView,
     LocalView,
@@ -34,7 +35,6 @@ from fault_checks import (
 )
 from simulator.blob.testing import RunningBlobEmulator, start_blob_emulator
 from simulator.testing import RunningSimulator, start_simulator
-from sora_temporal.devstack import DevServer, free_port
 from sora_temporal.storage.base import safe_segment
 from sora_temporal.types import JobStatus, VideoRequest, VideoResult
 from starter import start_video

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from devtools.devstack import DevServer, free_port
 from fault_checks import LocalView, leftovers, no_open_workflows, record_partials, results, verify, wait_for
 from simulator.testing import RunningSimulator
-from sora_temporal.devstack import DevServer, free_port
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult
 from starter import start_video
 from support import Deployment

@@ -18,9 +18,9 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from devtools.devstack import ROOT
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes as sa
-from sora_temporal.devstack import ROOT
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult
 from starter import start_video
 from support import Deployment

@@ -56,6 +56,17 @@ def storage(emulator: RunningBlobEmulator) -> VercelBlobStorage:
 
 
 @pytest.fixture
+def reader(emulator: RunningBlobEmulator) -> VercelBlobStorage:
+    """The same store for a client that reads objects back through their blob URLs.
+
+    Blob URLs name ``*.blob.vercel-storage.com``; the emulator's HTTP client routes them to it.
+    """
+    return VercelBlobStorage(
+        emulator.token, api_url=emulator.api_url, httpx_client_factory=emulator.httpx_client_factory()
+    )
+
+
+@pytest.fixture
 def random_file(tmp_path: Path) -> Callable[[str, int], tuple[Path, str]]:
     """Write ``size`` random bytes to ``tmp_path/name`` in 1 MiB chunks; returns the path and sha256."""
 

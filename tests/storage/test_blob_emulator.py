@@ -111,8 +111,8 @@ async def test_listing_follows_cursors_and_folds_directories(storage: VercelBlob
     assert names == ["list/a.txt", "list/b.txt", "list/c.txt", "list/sub/"]
 
 
-async def test_copy_makes_an_independent_object(storage: VercelBlobStorage) -> None:
-    async with storage.sdk_session():
+async def test_copy_makes_an_independent_object(reader: VercelBlobStorage) -> None:
+    async with reader.sdk_session():
         source = await blob.put_blob("copy/src.txt", b"payload", access="private")
         copied = await blob.copy_blob(source.url, "copy/dst.txt", access="private", content_type="text/plain")
         await blob.delete_blob(source.url)
@@ -186,8 +186,10 @@ async def test_objects_survive_an_emulator_restart(tmp_path: Path, random_file: 
         stored = await storage.put_file(path, "keep/v.mp4", "video/mp4")
 
     with start_blob_emulator(tmp_path / "blob", token=token) as second:
-        storage = VercelBlobStorage(token, api_url=second.api_url)
-        async with storage.sdk_session():
+        reader = VercelBlobStorage(
+            token, api_url=second.api_url, httpx_client_factory=second.httpx_client_factory()
+        )
+        async with reader.sdk_session():
             body = (await blob.get_blob(stored.url, access="private")).body
         listed = [(o.pathname, o.sha256) for o in second.objects()]
 
@@ -196,9 +198,9 @@ async def test_objects_survive_an_emulator_restart(tmp_path: Path, random_file: 
 
 
 async def test_faults_do_not_affect_blob_url_downloads(
-    emulator: RunningBlobEmulator, storage: VercelBlobStorage
+    emulator: RunningBlobEmulator, reader: VercelBlobStorage
 ) -> None:
-    async with storage.sdk_session():
+    async with reader.sdk_session():
         put = await blob.put_blob("faults/f.txt", b"still here", access="private")
         emulator.fail_next(503, count=None)
         body = (await blob.get_blob(put.url, access="private")).body

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sora_temporal.errors import is_retryable
 from sora_temporal.storage.base import StorageError
 from sora_temporal.storage.local import LocalStorage
 
@@ -127,7 +128,7 @@ async def test_pathnames_that_escape_or_are_malformed_are_refused(
     with pytest.raises(StorageError) as caught:
         await LocalStorage(tmp_path / "store").put_file(source, pathname, "video/mp4")
 
-    assert caught.value.retryable is False
+    assert is_retryable(caught.value) is False
     assert not (tmp_path / "outside.mp4").exists()
 
 
@@ -144,7 +145,7 @@ async def test_a_symlink_inside_root_cannot_redirect_writes_outside(
     with pytest.raises(StorageError) as caught:
         await LocalStorage(root).put_file(source, "link/v.mp4", "video/mp4")
 
-    assert caught.value.retryable is False
+    assert is_retryable(caught.value) is False
     assert list(outside.iterdir()) == []
 
 
@@ -152,7 +153,7 @@ async def test_a_missing_source_file_is_not_retryable(tmp_path: Path) -> None:
     with pytest.raises(StorageError) as caught:
         await LocalStorage(tmp_path / "store").put_file(tmp_path / "nope.mp4", "v.mp4", "video/mp4")
 
-    assert caught.value.retryable is False
+    assert is_retryable(caught.value) is False
 
 
 async def test_delete_removes_the_object(tmp_path: Path, random_file: RandomFile) -> None:

@@ -2,7 +2,8 @@
 
 Sora refuses an ``input_reference`` whose dimensions differ from ``size`` ("Inpaint image must match
 the requested width and height"), so the image is oriented (EXIF), converted to RGB, scaled to cover
-the frame and centre-cropped to exactly ``width x height``.
+the frame and centre-cropped to exactly ``width x height``. The submit activity and the starter (which
+refuses a bad image before anything starts) both use this module.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from urllib.parse import urlparse
 import httpx
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from activities.errors import ReferenceImageError
+from sora_temporal.blocking import in_thread
+from sora_temporal.errors import ReferenceImageError
 from sora_temporal.sora.models import ReferenceImage
 
 # Far above any real photo (a 100-megapixel camera), far below what a decompression bomb expands to.
@@ -25,6 +27,7 @@ ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"
 
 
 def is_url(source: str) -> bool:
+    """Whether ``source`` is an http(s) URL rather than a local path."""
     return urlparse(source).scheme in ("http", "https")
 
 
@@ -38,6 +41,16 @@ async def fetch_reference(source: str, *, max_bytes: int, timeout: float) -> byt
         return await _download(source, max_bytes=max_bytes, timeout=timeout)
     if "://" in source:
         raise ReferenceImageError(f"{source!r}: only local paths and http(s) URLs are supported")
+    # Up to max_bytes (20 MiB by default) from disk: not on the event loop.
+    return await in_thread(read_local_reference, source, max_bytes)
+
+
+def read_local_reference(source: str, max_bytes: int) -> bytes:
+    """Read a local image file, refusing it when it is missing or larger than ``max_bytes``.
+
+    Raises:
+        ReferenceImageError: If it is missing, not a file or too large.
+    """
     path = Path(source).expanduser()
     if not path.is_file():
         raise ReferenceImageError(f"{source!r} does not exist or is not a file")
@@ -141,4 +154,4 @@ async def load_reference(
     data = await fetch_reference(source, max_bytes=max_bytes, timeout=timeout)
     label = source if is_url(source) else Path(source).name
     # Decoding and resizing a large photo takes seconds of CPU: keep the event loop (and heartbeats) free.
-    return await asyncio.to_thread(fit_reference, data, width, height, name=label)
+    return await in_thread(fit_reference, data, width, height, name=label)

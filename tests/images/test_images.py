@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from activities.errors import ReferenceImageError
-from activities.images import MAX_PIXELS, fetch_reference, fit_reference
+from sora_temporal.errors import ReferenceImageError
+from sora_temporal.images import MAX_PIXELS, fetch_reference, fit_reference
 
 
 def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:

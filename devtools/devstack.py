@@ -1,9 +1,10 @@
 """The local stack: Temporal dev server + Web UI, Sora simulator, worker.
 
-``python -m sora_temporal.devstack demo`` (``make demo``) starts everything, generates one video with
+``python -m devtools.devstack demo`` (``make demo``) starts everything, generates one video with
 the bundled reference image, prints where it went and stops. ``... up`` (``make up``) keeps it all
 running for exploring. Without ``OPENAI_API_KEY`` the simulator stands in for Sora; with it (and no
-``OPENAI_BASE_URL``) the real API is used. Test fixtures reuse the process helpers here.
+``OPENAI_BASE_URL``) the real API is used. Test fixtures reuse the process helpers here
+(``DevServer``, ``start_worker``, ``free_port``, ``venv_binary``).
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ class DevServer:
         if self.db_file is not None:
             self.db_file.parent.mkdir(parents=True, exist_ok=True)
             args += ["--db-filename", str(self.db_file)]
-        log = _log(self.log_path)
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        with _log(self.log_path) as log:
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         wait_for_port(self.host, self.port, timeout=timeout, process=self.process)
         return self
 
@@ -123,23 +126,32 @@ def start_worker(
     env: Mapping[str, str], *, log_path: Path | None = None, timeout: float = 60.0
 ) -> subprocess.Popen[bytes]:
     """``python worker.py`` with ``env``; returns once it polls its task queues."""
-    process, _ = start_ready(
-        [sys.executable, str(ROOT / "worker.py")],
-        ready="worker ready",
-        timeout=timeout,
-        env=env,
-        cwd=ROOT,
-        stderr=_log(log_path),
-        new_session=True,
-    )
+    with _log(log_path) as log:
+        process, _ = start_ready(
+            [sys.executable, str(ROOT / "worker.py")],
+            ready="worker ready",
+            timeout=timeout,
+            env=env,
+            cwd=ROOT,
+            stderr=log,
+            new_session=True,
+        )
     return process
 
 
-def _log(path: Path | None) -> IO[bytes] | int:
+@contextlib.contextmanager
+def _log(path: Path | None) -> Iterator[IO[bytes] | int]:
+    """Where a child's output goes: ``path`` (appended to) or nowhere.
+
+    The file is closed on exit: by then the child holds its own copy of the descriptor, so it
+    keeps writing to the log after we let go of ours.
+    """
     if path is None:
-        return subprocess.DEVNULL
+        yield subprocess.DEVNULL
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.open("ab")
+    with path.open("ab") as log:
+        yield log
 
 
 def start_simulator(port: int, *, time_scale: float, log_path: Path | None = None) -> subprocess.Popen[bytes]:
@@ -153,9 +165,10 @@ def start_simulator(port: int, *, time_scale: float, log_path: Path | None = Non
         "--data-dir",
         str(DATA / "simulator"),
     ]
-    process, _ = start_ready(
-        command, ready="listening", timeout=30, cwd=ROOT, stderr=_log(log_path), new_session=True
-    )
+    with _log(log_path) as log:
+        process, _ = start_ready(
+            command, ready="listening", timeout=30, cwd=ROOT, stderr=log, new_session=True
+        )
     return process
 
 
@@ -263,7 +276,7 @@ def up(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sora_temporal.devstack")
+    parser = argparse.ArgumentParser(prog="python -m devtools.devstack")
     parser.add_argument("command", choices=["demo", "up"])
     parser.add_argument(
         "--time-scale", type=float, default=float(os.environ.get("SIMULATOR_TIME_SCALE", "0.1"))
