@@ -9,29 +9,84 @@ import logging
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import MatchInfoError
 
-from simulator import errors
+from simulator import errors, hostile
 from simulator.config import Dialect, SimConfig
 from simulator.control import ControlApi
 from simulator.errors import ApiError
-from simulator.faults import FaultAction, FaultBook, LoseMode, Route
+from simulator.faults import API_ROUTES, FaultAction, FaultBook, FaultRule, LoseMode, Route, Target
+from simulator.filehost import FileHost, redirect_url
 from simulator.lifecycle import JobStatus, Snapshot
 from simulator.media import MediaLibrary, Variant
-from simulator.replies import FileReply, JsonReply, Reply, error_response, reset_connection, send
+from simulator.replies import (
+    BytesReply,
+    FileReply,
+    JsonReply,
+    Reply,
+    error_response,
+    render_json,
+    reset_connection,
+    send,
+)
 from simulator.state import DEFAULT_PAGE, MAX_PAGE, Job, JobStore
 from simulator.validation import CreateSpec, RawBody, read_body, validate_create, validate_remix
+from simulator.webhooks import WebhookDispatcher
 
 log = logging.getLogger("simulator")
 
 #: Reference images can be several megabytes; aiohttp's default limit is 1 MiB.
 MAX_BODY = 64 * 1024 * 1024
-_FILE_NAME = re.compile(r"^(video_[0-9a-f]+)\.mp4$")
+#: Gateway download file names: the (percent-decoded) video id plus ``.mp4``.
+_FILE_NAME = re.compile(r"^(.+)\.mp4$", re.DOTALL)
 
 Operation = Callable[[], Awaitable[Reply]]
+
+#: Paths whose routing errors are answered in OpenAI's error envelope.
+_ENVELOPED = ("/v1/", "/files/", "/_sim/", "/_files/", "/_redirect")
+
+
+@dataclass
+class Unrouted:
+    """Requests no route answered (404/405 from the router).
+
+    A client that puts the id ``..`` into a path sends ``GET /v1/``: this is where that shows.
+
+    Attributes:
+        count: How many there were.
+        recent: The latest ones as ``METHOD raw-path`` (at most 50).
+    """
+
+    count: int = 0
+    recent: deque[str] = field(default_factory=lambda: deque(maxlen=50))
+
+    def record(self, request: web.Request) -> None:
+        """Count one unrouted request."""
+        self.count += 1
+        self.recent.append(f"{request.method} {request.raw_path}")
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"count", "recent"}`` for ``/_sim/stats``."""
+        return {"count": self.count, "recent": list(self.recent)}
+
+
+_UNROUTED = web.AppKey("unrouted", Unrouted)
+
+
+class View(Enum):
+    """Which answer a Video object is part of; per-job hostile markers apply to status and list only."""
+
+    PLAIN = "plain"
+    STATUS = "status"
+    LIST = "list"
 
 
 @web.middleware
@@ -44,7 +99,11 @@ async def _error_envelope(
     except ApiError as error:
         return error_response(error)
     except web.HTTPException as exc:
-        if exc.status < 400 or not request.path.startswith(("/v1/", "/files/", "/_sim/")):
+        if exc.status in (404, 405) and isinstance(request.match_info, MatchInfoError):
+            unrouted = request.app.get(_UNROUTED)
+            if unrouted is not None:
+                unrouted.record(request)
+        if exc.status < 400 or not request.path.startswith(_ENVELOPED):
             raise
         return error_response(ApiError(exc.status, f"{exc.reason}: {request.method} {request.path}"))
     except ConnectionError:
@@ -56,7 +115,7 @@ async def _error_envelope(
 
 
 class Simulator:
-    """One simulated service: its jobs, fault rules, media cache and request counters.
+    """One simulated service: jobs, fault rules, media cache, request counters, webhooks, file host.
 
     Args:
         config: Behaviour settings.
@@ -69,14 +128,19 @@ class Simulator:
         self.store = JobStore(config, clock)
         self.faults = FaultBook(fail_rate=config.fail_rate, seed=config.seed)
         self.media = MediaLibrary(config.data_dir)
+        self.webhooks = WebhookDispatcher(config, clock, self.faults)
+        self.files = FileHost(self)
+        self.unrouted = Unrouted()
         self.requests: dict[str, int] = {}
         self.reset_counters()
         # Signs gateway download URLs; per process, so URLs die with the simulator like real ones expire.
         self._url_secret = secrets.token_bytes(16)
 
     def build_app(self) -> web.Application:
-        """The aiohttp application serving ``/v1``, gateway ``/files`` and ``/_sim`` control routes."""
+        """The aiohttp application: ``/v1``, gateway ``/files``, the file host and ``/_sim`` control."""
         app = web.Application(middlewares=[_error_envelope], client_max_size=MAX_BODY)
+        app.cleanup_ctx.append(self.webhooks.lifespan)
+        app[_UNROUTED] = self.unrouted
         app.router.add_post("/v1/videos", self.create)
         app.router.add_get("/v1/videos", self.list_videos)
         app.router.add_get("/v1/videos/{video_id}", self.retrieve)
@@ -84,12 +148,15 @@ class Simulator:
         app.router.add_get("/v1/videos/{video_id}/content", self.content)
         app.router.add_post("/v1/videos/{video_id}/remix", self.remix)
         app.router.add_get("/files/{file_name}", self.file)
+        self.files.register(app)
         ControlApi(self).register(app)
         return app
 
     def reset_counters(self) -> None:
-        """Zero the per-route request counters."""
-        self.requests = {route.value: 0 for route in Route if route is not Route.ANY}
+        """Zero the per-route request counters of the Videos API and the unrouted log."""
+        self.requests = {route.value: 0 for route in API_ROUTES}
+        self.unrouted.count = 0
+        self.unrouted.recent.clear()
 
     # ----- /v1 handlers -------------------------------------------------------------------------
 
@@ -97,9 +164,8 @@ class Simulator:
         """``POST /v1/videos``."""
         await self._admit(request, Route.CREATE)
         body = await read_body(request)
-        return await self._respond(
-            request, Route.CREATE, body.prompt_hint, lambda: self._create(request, body)
-        )
+        target = Target(Route.CREATE, prompt=body.prompt_hint)
+        return await self.respond(request, target, lambda: self._create(request, body))
 
     async def retrieve(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/videos/{id}``."""
@@ -107,9 +173,9 @@ class Simulator:
         video_id = request.match_info["video_id"]
 
         async def operation() -> Reply:
-            return self._video_reply(request, self.store.get(video_id))
+            return self._video_reply(request, self.store.get(video_id), view=View.STATUS)
 
-        return await self._respond(request, Route.RETRIEVE, self._prompt_of(video_id), operation)
+        return await self.respond(request, self._target(Route.RETRIEVE, video_id), operation)
 
     async def list_videos(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/videos?after=&limit=&order=``."""
@@ -118,7 +184,7 @@ class Simulator:
         async def operation() -> Reply:
             return self._list(request)
 
-        return await self._respond(request, Route.LIST, None, operation)
+        return await self.respond(request, Target(Route.LIST), operation)
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """``DELETE /v1/videos/{id}``."""
@@ -130,7 +196,7 @@ class Simulator:
             self.media.discard(job.id)
             return JsonReply({"id": job.id, "deleted": True, "object": "video.deleted"})
 
-        return await self._respond(request, Route.DELETE, self._prompt_of(video_id), operation)
+        return await self.respond(request, self._target(Route.DELETE, video_id), operation)
 
     async def content(self, request: web.Request) -> web.StreamResponse:
         """``GET /v1/videos/{id}/content?variant=video|thumbnail|spritesheet``."""
@@ -152,15 +218,17 @@ class Simulator:
                 raise errors.not_found(f"Variant '{variant.value}' is not available for video '{job.id}'.")
             return await self._asset_reply(job, variant)
 
-        return await self._respond(request, Route.CONTENT, self._prompt_of(video_id), operation)
+        variant = request.query.get("variant", Variant.VIDEO.value)
+        return await self.respond(request, self._target(Route.CONTENT, video_id, variant), operation)
 
     async def remix(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/videos/{id}/remix``."""
         await self._admit(request, Route.REMIX)
         video_id = request.match_info["video_id"]
         body = await read_body(request)
-        prompt = body.prompt_hint or self._prompt_of(video_id)
-        return await self._respond(request, Route.REMIX, prompt, lambda: self._remix(request, video_id, body))
+        prompt = body.prompt_hint or self._target(Route.REMIX, video_id).prompt
+        target = Target(Route.REMIX, prompt=prompt)
+        return await self.respond(request, target, lambda: self._remix(request, video_id, body))
 
     async def file(self, request: web.Request) -> web.StreamResponse:
         """``GET /files/{id}.mp4?sig=``: the gateway dialect's unauthenticated download URL."""
@@ -175,7 +243,8 @@ class Simulator:
         async def operation() -> Reply:
             return await self._asset_reply(self.store.get(video_id), Variant.VIDEO)
 
-        return await self._respond(request, Route.FILES, self._prompt_of(video_id), operation)
+        target = self._target(Route.FILES, video_id, Variant.VIDEO.value)
+        return await self.respond(request, target, operation)
 
     # ----- request pipeline ---------------------------------------------------------------------
 
@@ -208,15 +277,13 @@ class Simulator:
             shown = candidates[0][:6] + "*" * 4 + candidates[0][-4:] if len(candidates[0]) > 10 else "***"
             raise ApiError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
 
-    async def _respond(
-        self, request: web.Request, route: Route, prompt: str | None, operation: Operation
-    ) -> web.StreamResponse:
-        """Run an operation under the first matching fault rule, if any."""
-        rule = self.faults.take(route, prompt)
+    async def respond(self, request: web.Request, target: Target, operation: Operation) -> web.StreamResponse:
+        """Run an operation under the first fault rule matching ``target``, if any."""
+        rule = self.faults.take(target)
         action = rule.action if rule is not None else None
         if rule is not None:
             if action is FaultAction.ERROR:
-                return error_response(errors.for_status(rule.status))
+                return error_response(_fault_error(rule))
             if action is FaultAction.RATE_LIMIT:
                 return error_response(errors.rate_limited(rule.retry_after))
             if action is FaultAction.RESET:
@@ -236,8 +303,59 @@ class Simulator:
             if rule.mode is LoseMode.RESET:
                 return reset_connection(request)
             return error_response(errors.for_status(rule.status))
+        if rule is not None:
+            reply = await self._hostile(request, reply, rule)
         pause = rule.delay if rule is not None and action is FaultAction.SLOW and rule.after else 0.0
         return await send(request, reply, truncate=action is FaultAction.TRUNCATE, pause=pause)
+
+    async def _hostile(self, request: web.Request, reply: Reply, rule: FaultRule) -> Reply:
+        """Apply a hostile-answer rule to a reply (other actions leave it alone)."""
+        action = rule.action
+        if action is FaultAction.GZIP_BOMB:
+            size = rule.size or hostile.DEFAULT_BOMB_BYTES
+            if isinstance(reply, JsonReply):
+                tail, content_type = render_json(reply.payload), "application/json"
+            else:
+                tail, content_type = b"", reply.content_type
+            status = reply.status if isinstance(reply, JsonReply | BytesReply) else 200
+            body = await asyncio.to_thread(hostile.gzip_bomb, size, tail)
+            headers = {**reply.headers, "Content-Encoding": hostile.BOMB_ENCODING}
+            return BytesReply(body, content_type, status=status, headers=headers)
+        if action is FaultAction.WRONG_MEDIA:
+            body, true_type = hostile.wrong_media(rule.media)
+            status = reply.status if isinstance(reply, JsonReply | BytesReply) else 200
+            return BytesReply(body, rule.content_type or true_type, status=status)
+        if not isinstance(reply, JsonReply):
+            return reply
+        if action is FaultAction.OVERSIZE:
+            hostile.pad_json(reply.payload, rule.size or hostile.DEFAULT_OVERSIZE_BYTES)
+            return reply
+        if reply.status >= 400:
+            return reply
+        payload = reply.payload
+        is_list = payload.get("object") == "list"
+        videos: list[dict[str, Any]] = payload["data"] if is_list else [payload]
+        for video in videos:
+            if video.get("object") != "video":
+                continue
+            if action is FaultAction.HOSTILE_ID and rule.id_kind is not None:
+                video["id"] = hostile.hostile_id(rule.id_kind)
+            elif action is FaultAction.JUNK_FIELDS:
+                hostile.junk_fields(video, rule.junk)
+            elif action is FaultAction.OMIT_FIELDS:
+                hostile.omit_fields(video, rule.fields)
+            elif (
+                action is FaultAction.DOWNLOAD_URL
+                and rule.url is not None
+                and video.get("status") == "completed"
+            ):
+                url = rule.url
+                if rule.hops > 0:
+                    url = redirect_url(f"{request.scheme}://{request.host}", rule.url, rule.hops)
+                video.update(url=url, video_url=url, outputs={"video_url": url})
+        if is_list and action is FaultAction.HOSTILE_ID and videos:
+            payload["first_id"], payload["last_id"] = videos[0]["id"], videos[-1]["id"]
+        return reply
 
     # ----- operations ---------------------------------------------------------------------------
 
@@ -248,7 +366,8 @@ class Simulator:
             return replay
         spec = validate_create(body, self.config.dialect)
         job = self.store.create(spec, idempotency_key=key)
-        log.info("created %s (%s, %s, %ss)", job.id, spec.model, spec.size, spec.seconds)
+        self.webhooks.watch(job)
+        log.info("created %r (%s, %s, %ss)", job.id, spec.model, spec.size, spec.seconds)
         return self._video_reply(request, job, created=True)
 
     async def _remix(self, request: web.Request, video_id: str, body: RawBody) -> Reply:
@@ -269,6 +388,7 @@ class Simulator:
             prompt, source.spec.model, source.spec.seconds, source.spec.width, source.spec.height
         )
         job = self.store.create(spec, idempotency_key=key, remixed_from=source.id)
+        self.webhooks.watch(job)
         return self._video_reply(request, job, created=True)
 
     def _idempotent_replay(self, request: web.Request, key: str | None) -> Reply | None:
@@ -298,7 +418,7 @@ class Simulator:
             after=query.get("after") or None, limit=limit, descending=order == "desc"
         )
         now = self.clock()
-        data = [self.video_json(request, job, job.observe(now)) for job in jobs]
+        data = [self.video_json(request, job, job.observe(now), view=View.LIST) for job in jobs]
         return JsonReply(
             {
                 "object": "list",
@@ -332,8 +452,14 @@ class Simulator:
             return "processing"
         return snapshot.status.value
 
-    def video_json(self, request: web.Request, job: Job, snapshot: Snapshot) -> dict[str, Any]:
-        """The Video object, exactly as the SDK types it (plus download URLs for gateways)."""
+    def video_json(
+        self, request: web.Request, job: Job, snapshot: Snapshot, *, view: View = View.PLAIN
+    ) -> dict[str, Any]:
+        """The Video object, exactly as the SDK types it (plus download URLs for gateways).
+
+        In status (``view`` STATUS) and list (LIST) answers a job's ``[sim:junk]`` marker garbles its
+        numbers; in list answers ``[sim:omit]`` leaves fields out.
+        """
         spec = job.spec
         error = None
         if snapshot.status is JobStatus.FAILED:
@@ -356,25 +482,52 @@ class Simulator:
         if self.config.dialect is Dialect.GATEWAY and snapshot.status is JobStatus.COMPLETED:
             url = self._file_url(request, job.id)
             video.update(url=url, video_url=url, outputs={"video_url": url})
+        markers = job.markers
+        if view is not View.PLAIN and markers.junk is not None:
+            hostile.junk_fields(video, markers.junk)
+        if view is View.LIST and markers.omit:
+            hostile.omit_fields(video, markers.omit)
         return video
 
-    def _video_reply(self, request: web.Request, job: Job, *, created: bool = False) -> JsonReply:
+    def _video_reply(
+        self, request: web.Request, job: Job, *, created: bool = False, view: View = View.PLAIN
+    ) -> JsonReply:
         snapshot = job.observe(self.clock())
         return JsonReply(
-            self.video_json(request, job, snapshot),
+            self.video_json(request, job, snapshot, view=view),
             headers={"openai-poll-after-ms": str(self.config.poll_after_ms)},
             job_id=job.id if created else None,
         )
 
-    def _prompt_of(self, video_id: str) -> str | None:
+    def _target(self, route: Route, video_id: str, variant: str | None = None) -> Target:
+        """What a request about ``video_id`` targets: the job's prompt and current status."""
         job = self.store.find(video_id)
-        return job.spec.prompt if job is not None else None
+        if job is None:
+            return Target(route, variant=variant)
+        status = job.observe(self.clock()).status.value
+        return Target(route, prompt=job.spec.prompt, variant=variant, status=status)
 
     def _signature(self, video_id: str) -> str:
-        return hmac.new(self._url_secret, video_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return hmac.new(
+            self._url_secret, video_id.encode("utf-8", "surrogatepass"), hashlib.sha256
+        ).hexdigest()[:32]
 
     def _file_url(self, request: web.Request, video_id: str) -> str:
-        return f"{request.scheme}://{request.host}/files/{video_id}.mp4?sig={self._signature(video_id)}"
+        # Quoted as one segment, so a hostile id still makes a well-formed URL.
+        name = quote(video_id, safe="")
+        return f"{request.scheme}://{request.host}/files/{name}.mp4?sig={self._signature(video_id)}"
+
+
+def _fault_error(rule: FaultRule) -> ApiError:
+    """The error an ``error`` rule answers with, poisoned fields included."""
+    error = errors.for_status(rule.status)
+    if rule.error_kind is not None:
+        error.code, error.message = hostile.poisoned_error(rule.error_kind)
+    if rule.error_code is not None:
+        error.code = rule.error_code
+    if rule.error_message is not None:
+        error.message = rule.error_message
+    return error
 
 
 def _timestamp(value: float | None) -> int | None:

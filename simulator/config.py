@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import tempfile
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Realistic content lifetime after completion (OpenAI: download links live one hour).
 DEFAULT_CONTENT_LIFETIME_S = 3600.0
+#: Delivery attempts per webhook event (first try plus retries) unless configured otherwise.
+DEFAULT_WEBHOOK_ATTEMPTS = 5
+MAX_WEBHOOK_ATTEMPTS = 20
+WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 class Dialect(StrEnum):
@@ -33,6 +41,10 @@ class SimConfig:
         slow_ms: Delay added before every /v1 response.
         expire_after: Realistic content lifetime override in seconds (None = one hour).
         never_finish: Every job stays in progress forever.
+        webhook_url: Loopback ``http(s)`` URL that receives signed ``video.completed``/``video.failed``
+            events, or None for no webhooks.
+        webhook_secret: Standard Webhooks signing secret (``whsec_<base64>``); required with a URL.
+        webhook_attempts: Delivery attempts per event (the first plus retries with backoff).
     """
 
     dialect: Dialect = Dialect.OPENAI
@@ -45,6 +57,9 @@ class SimConfig:
     slow_ms: float = 0.0
     expire_after: float | None = None
     never_finish: bool = False
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_attempts: int = DEFAULT_WEBHOOK_ATTEMPTS
 
     def __post_init__(self) -> None:
         if self.time_scale <= 0:
@@ -57,6 +72,7 @@ class SimConfig:
             raise ValueError("slow_ms must not be negative")
         if self.expire_after is not None and self.expire_after < 0:
             raise ValueError("expire_after must not be negative")
+        check_webhook_settings(self.webhook_url, self.webhook_secret, self.webhook_attempts)
 
     def scaled(self, realistic_seconds: float) -> float:
         """Convert a realistic duration into simulator time."""
@@ -75,3 +91,63 @@ class SimConfig:
     def poll_after_ms(self) -> int:
         """The ``openai-poll-after-ms`` hint: OpenAI suggests polling every 10-20 s."""
         return max(20, round(10_000 * self.time_scale))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names a loopback interface (the simulator serves and sends nowhere else)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret.
+
+    Args:
+        secret: ``whsec_`` followed by base64.
+
+    Raises:
+        ValueError: When the secret does not have that form.
+    """
+    if not secret.startswith(WEBHOOK_SECRET_PREFIX):
+        raise ValueError("the webhook secret must look like whsec_<base64>")
+    try:
+        key = base64.b64decode(secret.removeprefix(WEBHOOK_SECRET_PREFIX), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("the webhook secret must look like whsec_<base64>") from None
+    if not key:
+        raise ValueError("the webhook secret must not be empty")
+    return key
+
+
+def check_webhook_url(url: str) -> None:
+    """Accept only absolute ``http(s)`` URLs on a loopback host.
+
+    Raises:
+        ValueError: Otherwise.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the webhook URL must be an absolute http(s) URL")
+    if not is_loopback(parts.hostname):
+        # The simulator is a local stand-in: it never sends traffic beyond this machine.
+        raise ValueError(f"the webhook URL must point at a loopback host, not {parts.hostname!r}")
+
+
+def check_webhook_settings(url: str | None, secret: str | None, attempts: int) -> None:
+    """Validate a webhook configuration.
+
+    Raises:
+        ValueError: On a bad URL, a bad secret, a URL without a secret, or attempts out of range.
+    """
+    if url is not None:
+        check_webhook_url(url)
+        if secret is None:
+            raise ValueError("a webhook URL needs a webhook secret (whsec_...)")
+    if secret is not None:
+        webhook_key(secret)
+    if isinstance(attempts, bool) or not 1 <= attempts <= MAX_WEBHOOK_ATTEMPTS:
+        raise ValueError(f"webhook attempts must be from 1 to {MAX_WEBHOOK_ATTEMPTS}")

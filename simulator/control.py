@@ -1,4 +1,7 @@
-"""``/_sim`` control endpoints: fault rules, forced job states, statistics, reset. No auth."""
+"""``/_sim`` control endpoints: fault rules, forced jobs, webhooks, hosted files, statistics, reset.
+
+No auth: the simulator only listens on loopback.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from aiohttp import web
 
 from simulator import errors
 from simulator.faults import FaultRule
+from simulator.filehost import check_name
 from simulator.lifecycle import JobStatus
 
 if TYPE_CHECKING:
@@ -32,6 +36,10 @@ class ControlApi:
         app.router.add_post("/_sim/faults", self.add_fault)
         app.router.add_delete("/_sim/faults", self.clear_faults)
         app.router.add_post("/_sim/jobs/{video_id}", self.force_job)
+        app.router.add_get("/_sim/webhooks", self.webhooks)
+        app.router.add_post("/_sim/webhooks", self.configure_webhooks)
+        app.router.add_put("/_sim/files/{name}", self.put_file)
+        app.router.add_delete("/_sim/files/{name}", self.delete_file)
         app.router.add_get("/_sim/stats", self.stats)
         app.router.add_post("/_sim/reset", self.reset)
 
@@ -79,17 +87,53 @@ class ControlApi:
         for name in ("error_code", "error_message"):
             if data.get(name) is not None and not isinstance(data[name], str):
                 raise errors.invalid(f"'{name}' must be a string.", param=name)
+        video_id = request.match_info["video_id"]
+        known = self.sim.store.find(video_id)
+        # An ``early`` webhook rule: the event goes out now, the status follows ``lead`` seconds later.
+        settle = self.sim.webhooks.early_lead(known) if known is not None and status is not None else 0.0
         job = self.sim.store.force(
-            request.match_info["video_id"],
+            video_id,
             status=status,
             error_code=data.get("error_code"),
             error_message=data.get("error_message"),
             expire=expire,
+            settle=settle,
         )
+        self.sim.webhooks.check_now()
         return web.json_response(self.sim.video_json(request, job, job.observe(self.sim.clock())))
 
+    async def webhooks(self, request: web.Request) -> web.Response:
+        """``GET /_sim/webhooks`` → ``{url, secret_set, attempts, stats, events}``."""
+        return web.json_response(self.sim.webhooks.describe())
+
+    async def configure_webhooks(self, request: web.Request) -> web.Response:
+        """``POST /_sim/webhooks`` with ``{url?, secret?, attempts?}`` (``url: null`` turns them off)."""
+        data = await _json(request)
+        if not isinstance(data, dict):
+            raise errors.invalid("Expected a JSON object.")
+        try:
+            self.sim.webhooks.configure(data)
+        except ValueError as exc:
+            raise errors.invalid(f"Invalid webhook settings: {exc}") from exc
+        return web.json_response(self.sim.webhooks.describe())
+
+    async def put_file(self, request: web.Request) -> web.Response:
+        """``PUT /_sim/files/{name}``: the body, served at ``/_files/{name}`` with the request's type."""
+        name = request.match_info["name"]
+        check_name(name)
+        body = await request.read()
+        content_type = request.headers.get("Content-Type", "application/octet-stream")
+        self.sim.files.put(name, body, content_type)
+        url = f"{request.scheme}://{request.host}/_files/{name}"
+        return web.json_response({"name": name, "size": len(body), "content_type": content_type, "url": url})
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        """``DELETE /_sim/files/{name}``."""
+        self.sim.files.remove(request.match_info["name"])
+        return web.json_response({"ok": True})
+
     async def stats(self, request: web.Request) -> web.Response:
-        """``GET /_sim/stats``: dialect, time scale, request counts per route, jobs, creates."""
+        """``GET /_sim/stats``: dialect, time scale, request counts, jobs, creates, webhooks, file host."""
         sim = self.sim
         now = sim.clock()
         jobs = sim.store.all()
@@ -100,16 +144,24 @@ class ControlApi:
             "jobs": [sim.store.describe(job, sim.wire_status(job.observe(now))) for job in jobs],
             "creates": len(jobs),
             "faults": [rule.to_json() for rule in sim.faults.rules],
+            "webhooks": sim.webhooks.stats(),
+            "file_host": sim.files.stats(),
+            "unrouted": sim.unrouted.to_json(),
         }
         return web.json_response(payload)
 
     async def reset(self, request: web.Request) -> web.Response:
-        """``POST /_sim/reset`` forgets jobs, fault rules and counters (rendered media stays cached)."""
+        """``POST /_sim/reset`` forgets jobs, rules, counters, webhook events and hosted files.
+
+        Rendered media stays cached and webhook settings stay as they are.
+        """
         sim = self.sim
         for job in sim.store.all():
             sim.media.discard(job.id)
         sim.store.reset()
         sim.faults.reset()
+        sim.webhooks.reset()
+        sim.files.reset()
         sim.reset_counters()
         return web.json_response({"ok": True})
 

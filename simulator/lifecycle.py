@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from simulator.config import SimConfig
-from simulator.markers import PromptMarkers
+from simulator.hostile import poisoned_error
+from simulator.markers import DEFAULT_FAILURE_CODE, PromptMarkers
 
 _FAILURE_MESSAGES = {
     "internal_error": "Video generation failed due to an internal error. Please try again.",
@@ -129,16 +130,21 @@ def make_plan(
             outcome=JobStatus.COMPLETED,
             lifetime=0.0 if markers.expire else config.content_lifetime,
         )
-    if markers.fail_code is not None:
+    if markers.fail_code is not None or markers.error_kind is not None:
         # Failures surface part-way through rendering, where progress then stops.
         fraction = 1.0 if markers.duration is not None else rng.uniform(0.3, 0.9)
+        if markers.error_kind is not None:
+            code, message = poisoned_error(markers.error_kind)
+        else:
+            code = markers.fail_code or DEFAULT_FAILURE_CODE
+            message = failure_message(code)
         return Plan(
             started_at=started,
             ends_at=started + render_span * fraction,
             render_span=render_span,
             outcome=JobStatus.FAILED,
-            error_code=markers.fail_code,
-            error_message=failure_message(markers.fail_code),
+            error_code=code,
+            error_message=message,
             lifetime=config.content_lifetime,
         )
     return Plan(

@@ -7,8 +7,10 @@ remux that stamps the video id into the container metadata, so two jobs never sh
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable
 from enum import StrEnum
@@ -26,6 +28,7 @@ _LOOP_CACHE_BYTES = 160 * 1024 * 1024
 _SPRITE_TILE_WIDTH = 160
 _SPRITE_COLUMNS = 5
 _SPRITE_TILES = 10
+_PLAIN_ID = re.compile(r"^video_[0-9a-f]{1,64}$")
 
 
 class Variant(StrEnum):
@@ -170,6 +173,13 @@ class _atomic:
             self.tmp.unlink(missing_ok=True)
 
 
+def safe_name(video_id: str) -> str:
+    """A file-name-safe stand-in for a video id: plain ids as they are, hostile ones hashed."""
+    if _PLAIN_ID.match(video_id):
+        return video_id
+    return "hostile-" + hashlib.sha256(video_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 class MediaLibrary:
     """Renders assets lazily on first request and caches them under a data directory.
 
@@ -203,12 +213,12 @@ class MediaLibrary:
             return await self._ensure(path, lambda: render_spritesheet(path, width, height, seconds))
         base = self.renders / f"base-{key}.mp4"
         await self._ensure(base, lambda: render_mp4(base, width, height, seconds))
-        own = self.jobs / f"{video_id}.mp4"
-        return await self._ensure(own, lambda: stamp_mp4(base, own, video_id))
+        own = self.jobs / f"{safe_name(video_id)}.mp4"
+        return await self._ensure(own, lambda: stamp_mp4(base, own, safe_name(video_id)))
 
     def discard(self, video_id: str) -> None:
         """Remove a deleted job's own file."""
-        (self.jobs / f"{video_id}.mp4").unlink(missing_ok=True)
+        (self.jobs / f"{safe_name(video_id)}.mp4").unlink(missing_ok=True)
 
     async def _ensure(self, path: Path, make: Callable[[], None]) -> Path:
         if path.exists():

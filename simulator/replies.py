@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import socket
 import struct
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import IO, Any
 from aiohttp import web
 
 from simulator.errors import ApiError
+from simulator.hostile import RawNumber
 
 log = logging.getLogger("simulator")
 
@@ -58,7 +60,46 @@ class FileReply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-Reply = JsonReply | FileReply
+@dataclass
+class BytesReply:
+    """A body held in memory (reference images, wrong media, gzip bombs).
+
+    Attributes:
+        body: The bytes as sent on the wire.
+        content_type: MIME type.
+        status: HTTP status.
+        headers: Extra headers (e.g. ``Content-Encoding``).
+    """
+
+    body: bytes
+    content_type: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reply = JsonReply | FileReply | BytesReply
+
+
+def render_json(payload: Any) -> bytes:
+    """Serialise a payload; ``RawNumber`` values are written as their literal token (``1e999``)."""
+    raws: dict[str, str] = {}
+    nonce = secrets.token_hex(8)
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, RawNumber):
+            placeholder = f"__raw_{nonce}_{len(raws)}__"
+            raws[placeholder] = value.token
+            return placeholder
+        if isinstance(value, dict):
+            return {key: swap(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [swap(item) for item in value]
+        return value
+
+    text = json.dumps(swap(payload))
+    for placeholder, token in raws.items():
+        text = text.replace(f'"{placeholder}"', token)
+    return text.encode()
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -68,7 +109,21 @@ def error_response(error: ApiError) -> web.Response:
 
 def json_response(reply: JsonReply) -> web.Response:
     """Render a JSON reply."""
-    return web.json_response(reply.payload, status=reply.status, headers=reply.headers)
+    return web.Response(
+        body=render_json(reply.payload),
+        status=reply.status,
+        headers=reply.headers,
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def bytes_response(reply: BytesReply) -> web.Response:
+    """Render an in-memory reply exactly as given (a ``Content-Encoding`` header is not acted on)."""
+    # The header is set verbatim: a hostile content type need not be one aiohttp would produce.
+    return web.Response(
+        body=reply.body, status=reply.status, headers={**reply.headers, "Content-Type": reply.content_type}
+    )
 
 
 async def send(
@@ -83,14 +138,18 @@ async def send(
         pause: Seconds to hold the reply: a JSON reply waits before it is sent, a file is paused
             after about half of its body (headers and first half delivered, the rest withheld).
     """
-    if isinstance(reply, JsonReply):
+    if isinstance(reply, JsonReply | BytesReply):
         if pause > 0 and not truncate:
             await asyncio.sleep(pause)
         if not truncate:
-            return json_response(reply)
-        body = json.dumps(reply.payload).encode()
-        response = web.StreamResponse(status=reply.status, headers=reply.headers)
-        response.content_type = "application/json"
+            return json_response(reply) if isinstance(reply, JsonReply) else bytes_response(reply)
+        if isinstance(reply, JsonReply):
+            body, content_type = render_json(reply.payload), "application/json"
+        else:
+            body, content_type = reply.body, reply.content_type
+        response = web.StreamResponse(
+            status=reply.status, headers={**reply.headers, "Content-Type": content_type}
+        )
         response.content_length = len(body)
         await response.prepare(request)
         await response.write(body[: len(body) // 2])

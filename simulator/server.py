@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import signal
 from collections.abc import Callable
 
 from aiohttp import web
 
 from simulator.app import Simulator
-from simulator.config import SimConfig
+from simulator.config import SimConfig, is_loopback
 
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` names a loopback interface (the simulator refuses anything else)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+__all__ = ["is_loopback", "root_url", "serve"]
 
 
 def root_url(host: str, port: int) -> str:

@@ -9,8 +9,9 @@ from typing import Any
 
 from simulator import errors
 from simulator.config import SimConfig
+from simulator.hostile import hostile_id
 from simulator.lifecycle import JobStatus, Plan, Snapshot, failure_message, make_plan, observe
-from simulator.markers import parse_markers
+from simulator.markers import PromptMarkers, parse_markers
 from simulator.validation import CreateSpec
 
 MAX_PAGE = 100
@@ -22,7 +23,7 @@ class Job:
     """One video generation job.
 
     Attributes:
-        id: ``video_`` followed by hex.
+        id: ``video_`` followed by hex, or a hostile id asked for by ``[sim:id=...]``.
         sequence: Creation order, used for stable sorting and seeded jitter.
         spec: The validated request.
         created: Creation time (simulator clock).
@@ -31,6 +32,7 @@ class Job:
         remixed_from: Source video id of a remix.
         deleted: Deleted through the API (kept so list cursors keep working).
         response_lost: The create succeeded but its response was withheld by a fault.
+        markers: The ``[sim:...]`` markers of its prompt.
     """
 
     id: str
@@ -42,6 +44,7 @@ class Job:
     remixed_from: str | None = None
     deleted: bool = False
     response_lost: bool = False
+    markers: PromptMarkers = field(default_factory=PromptMarkers)
 
     def observe(self, now: float) -> Snapshot:
         """The job's state at ``now``."""
@@ -61,26 +64,32 @@ class JobStore:
     def create(
         self, spec: CreateSpec, *, idempotency_key: str | None, remixed_from: str | None = None
     ) -> Job:
-        """Create and plan a job."""
+        """Create and plan a job.
+
+        A fixed hostile id (``.``, ``..``, ``raw:...``) that is already taken passes to the new job.
+        """
         self._sequence += 1
         now = self.clock()
+        markers = parse_markers(spec.prompt)
         plan = make_plan(
             self.config,
             created=now,
             model=spec.model,
             clip_seconds=spec.seconds,
-            markers=parse_markers(spec.prompt),
+            markers=markers,
             sequence=self._sequence,
         )
         job = Job(
-            id=f"video_{secrets.token_hex(24)}",
+            id=hostile_id(markers.id_kind) if markers.id_kind else f"video_{secrets.token_hex(24)}",
             sequence=self._sequence,
             spec=spec,
             created=now,
             plan=plan,
             idempotency_key=idempotency_key,
             remixed_from=remixed_from,
+            markers=markers,
         )
+        self._jobs.pop(job.id, None)
         self._jobs[job.id] = job
         if idempotency_key is not None:
             self._by_idempotency_key.setdefault(idempotency_key, job.id)
@@ -159,8 +168,11 @@ class JobStore:
         error_code: str | None = None,
         error_message: str | None = None,
         expire: bool = False,
+        settle: float = 0.0,
     ) -> Job:
-        """Force a job into a final state now, and optionally expire its content.
+        """Force a job into a final state now (or ``settle`` seconds from now), optionally expiring it.
+
+        ``settle`` is how a webhook ``early`` rule makes the event precede the status.
 
         Raises:
             ApiError: 404 when unknown, 400 on a status that is not final.
@@ -176,13 +188,18 @@ class JobStore:
         if status is not None:
             if not status.finished:
                 raise errors.invalid("Forced status must be 'completed' or 'failed'.", param="status")
-            if plan.ends_at is None or plan.ends_at > now:
-                plan.ends_at = now
-            plan.started_at = min(plan.started_at, plan.ends_at)
+            ends = now + settle
+            if plan.ends_at is None or plan.ends_at > ends:
+                plan.ends_at = ends
+            # A forced job is rendering at the latest now, also while an ``early`` settle runs.
+            plan.started_at = min(plan.started_at, plan.ends_at, now)
             plan.outcome = status
             if status is JobStatus.FAILED:
+                # A planned failure keeps its own message (it may be poisoned on purpose).
+                keep = error_code is None and plan.error_code is not None and plan.error_message is not None
                 plan.error_code = error_code or plan.error_code or "internal_error"
-                plan.error_message = error_message or failure_message(plan.error_code)
+                if error_message is not None or not keep:
+                    plan.error_message = error_message or failure_message(plan.error_code)
             else:
                 plan.error_code = plan.error_message = None
         if expire:

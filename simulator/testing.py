@@ -4,6 +4,8 @@ Example:
     >>> with start_simulator(time_scale=0.01) as sim:  # doctest: +SKIP
     ...     client = openai.OpenAI(base_url=sim.base_url, api_key=sim.api_key)
     ...     sim.add_fault("create", "rate_limit", count=1, retry_after=0.1)
+    ...     sim.configure_webhooks(url="http://127.0.0.1:8000/webhooks/openai", secret="whsec_...")
+    ...     sim.add_fault("webhook", "duplicate", times=3, match_prompt="twice")
 
 ``local_simulator`` runs one in-process on a fake clock instead, for exact lifecycle tests.
 """
@@ -18,6 +20,7 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import httpx
 from aiohttp import web
@@ -25,6 +28,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from simulator.app import Simulator
 from simulator.config import SimConfig
+from simulator.filehost import redirect_url
 from simulator.process import start_ready, terminate
 
 READY_PREFIX = "simulator listening on "
@@ -76,11 +80,47 @@ class RunningSimulator:
 
     def force_job(self, video_id: str, **changes: Any) -> None:
         """Force a job's state, e.g. ``force_job(id, status="failed", error_code="moderation_blocked")``."""
-        self._call("POST", f"/_sim/jobs/{video_id}", json=changes)
+        self._call("POST", f"/_sim/jobs/{path_segment(video_id)}", json=changes)
 
     def reset(self) -> None:
-        """Forget jobs, fault rules and counters."""
+        """Forget jobs, fault rules, counters, webhook events and hosted files (webhook settings stay)."""
         self._call("POST", "/_sim/reset")
+
+    def configure_webhooks(self, **settings: Any) -> dict[str, Any]:
+        """Change webhook settings: ``url`` (None turns webhooks off), ``secret``, ``attempts``.
+
+        Returns:
+            What ``GET /_sim/webhooks`` answers afterwards.
+        """
+        result: dict[str, Any] = self._call("POST", "/_sim/webhooks", json=settings)
+        return result
+
+    def webhooks(self) -> dict[str, Any]:
+        """``GET /_sim/webhooks``: ``{url, secret_set, attempts, stats, events}``."""
+        result: dict[str, Any] = self._call("GET", "/_sim/webhooks")
+        return result
+
+    def webhook_events(self) -> list[dict[str, Any]]:
+        """Every webhook event so far: ids, type, video id, fault, state, attempts, responses."""
+        events: list[dict[str, Any]] = self.webhooks()["events"]
+        return events
+
+    def put_file(self, name: str, body: bytes, content_type: str) -> str:
+        """Host ``body`` at ``/_files/{name}`` with ``content_type``; returns its URL."""
+        answer = self._call(
+            "PUT", f"/_sim/files/{name}", content=body, headers={"Content-Type": content_type}
+        )
+        url: str = answer["url"]
+        return url
+
+    def file_url(self, name: str, **query: str | int) -> str:
+        """URL of a hosted file, e.g. ``file_url("sample.jpg", size="1280x720", bomb=2**29)``."""
+        suffix = "?" + urlencode(query) if query else ""
+        return f"{self.root_url}/_files/{name}{suffix}"
+
+    def redirect_url(self, target: str, hops: int = 1, status: int = 302) -> str:
+        """URL of ``hops`` redirects through this simulator ending at ``target`` (never fetched by it)."""
+        return redirect_url(self.root_url, target, hops, status)
 
     def close(self) -> None:
         """Release the control connection (done automatically when the simulator stops)."""
@@ -88,16 +128,34 @@ class RunningSimulator:
             self._http.close()
             self._http = None
 
-    def _call(self, method: str, path: str, json: Any = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         if self._http is None:
             # One pooled client: building a fresh one per call costs tens of milliseconds.
             self._http = httpx.Client(base_url=self.root_url, timeout=_CONTROL_TIMEOUT_S)
-        response = self._http.request(method, path, json=json)
+        response = self._http.request(method, path, json=json, content=content, headers=headers)
         if response.is_error:
             raise RuntimeError(
                 f"simulator control call {method} {path} failed: {response.status_code} {response.text}"
             )
         return response.json()
+
+
+def path_segment(value: str) -> str:
+    """``value`` escaped as exactly one URL path segment.
+
+    ``quote`` leaves ``.`` and ``..`` alone, which clients then resolve as dot segments; here they
+    become ``%2E``.
+    """
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 @contextmanager
@@ -110,6 +168,9 @@ def start_simulator(
     extra_args: Sequence[str] = (),
     data_dir: Path | None = None,
     host: str = "127.0.0.1",
+    webhook_url: str | None = None,
+    webhook_secret: str | None = None,
+    webhook_attempts: int | None = None,
 ) -> Iterator[RunningSimulator]:
     """Run ``python -m simulator --port 0 ...`` and stop it afterwards.
 
@@ -121,6 +182,9 @@ def start_simulator(
         extra_args: More CLI arguments (``--fail-rate``, ``--never-finish`` ...).
         data_dir: Media cache directory (default: the simulator's own temp dir).
         host: Loopback address to bind.
+        webhook_url: Loopback URL to deliver signed webhook events to (``--webhook-url``).
+        webhook_secret: ``whsec_…`` signing secret (``--webhook-secret``); needed with a URL.
+        webhook_attempts: Delivery attempts per event (``--webhook-attempts``).
 
     Yields:
         The running simulator.
@@ -147,6 +211,12 @@ def start_simulator(
     ]
     if data_dir is not None:
         command += ["--data-dir", str(data_dir)]
+    if webhook_url is not None:
+        command += ["--webhook-url", webhook_url]
+    if webhook_secret is not None:
+        command += ["--webhook-secret", webhook_secret]
+    if webhook_attempts is not None:
+        command += ["--webhook-attempts", str(webhook_attempts)]
     command += list(extra_args)
     process, line = start_ready(command, ready=READY_PREFIX, timeout=STARTUP_TIMEOUT_S)
     running: RunningSimulator | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -11,6 +13,7 @@ from typing import Any
 import openai
 import pytest
 from PIL import Image
+from sim_webhook_receiver import WebhookReceiver
 
 from simulator.testing import LocalSimulator, RunningSimulator, local_simulator, start_simulator
 
@@ -82,3 +85,40 @@ async def local_sim(sim_media_dir: Path) -> AsyncIterator[Callable[..., Awaitabl
             return await stack.enter_async_context(local_simulator(**settings))
 
         yield start
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A fresh webhook receiver on loopback for one test."""
+    running = WebhookReceiver()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def webhook_secret() -> str:
+    """A Standard Webhooks secret for the session."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode()
+
+
+@pytest.fixture(scope="module")
+def webhook_server(sim_media_dir: Path, webhook_secret: str) -> Iterator[RunningSimulator]:
+    """A simulator that knows the signing secret; each test points it at its own receiver."""
+    with start_simulator(time_scale=TIME_SCALE, data_dir=sim_media_dir, webhook_secret=webhook_secret) as sim:
+        yield sim
+
+
+@pytest.fixture
+def hook_sim(webhook_server: RunningSimulator, receiver: WebhookReceiver) -> Iterator[RunningSimulator]:
+    """The module's webhook simulator, reset and delivering to this test's receiver."""
+    webhook_server.reset()
+    webhook_server.configure_webhooks(url=receiver.url, attempts=5)
+    try:
+        yield webhook_server
+    finally:
+        # Stop deliveries in flight before the receiver goes away.
+        webhook_server.configure_webhooks(url=None)
+        webhook_server.reset()
