@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo up test lint typecheck unit integration faults bench clean
+.PHONY: demo up migrate test lint typecheck unit integration faults bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 up: $(STAMP)
 	$(BIN)/python -m devtools.devstack up
+
+# Bring the catalogue (DATABASE_URL, else the embedded SQLite file) to the newest schema revision.
+migrate: $(STAMP)
+	$(BIN)/python -m sora_temporal.schema upgrade
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -20,6 +20,9 @@ from enum import StrEnum
 from sqlalchemy import exc as sql
 from temporalio.exceptions import ApplicationError
 
+from sora_temporal.budget import BudgetExceeded
+from sora_temporal.db import MAX_ERROR_CODE_CHARS, clean_text
+from sora_temporal.netguard import UrlRefused
 from sora_temporal.sora.errors import (
     SoraAuthenticationError,
     SoraConflict,
@@ -30,6 +33,7 @@ from sora_temporal.sora.errors import (
     SoraProtocolError,
     SoraRateLimited,
     SoraServerError,
+    SoraUnsafeResponse,
 )
 from sora_temporal.storage.base import StorageError, StorageFailure
 from sora_temporal.validation import InvalidVideoRequest
@@ -47,7 +51,14 @@ class ErrorType(StrEnum):
     CONTENT_UNAVAILABLE = "ContentUnavailable"
     DOWNLOADED_FILE_MISSING = "DownloadedFileMissing"
     CORRUPT_DOWNLOAD = "CorruptDownload"
+    INSUFFICIENT_DISK_SPACE = "InsufficientDiskSpace"
+    UNSAFE_URL = "UnsafeUrl"
     STORAGE = "StorageError"
+    UNSAFE_PATH = "UnsafePath"
+    CLAIMED_ELSEWHERE = "ClaimedElsewhere"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    SAVE_FAILED = "SaveFailed"
+    """Raised by the workflow itself: the catalogue refused its final state (see its message)."""
 
 
 # --- the project's own failures -------------------------------------------------------------------
@@ -83,13 +94,49 @@ class NotAnMp4(CorruptDownload):
     code = "not_mp4"
 
 
+class WrongMedia(CorruptDownload):
+    """A thumbnail or spritesheet arrived whole but is not a WebP or JPEG file (its magic bytes)."""
+
+    code = "wrong_media"
+
+
+class DownloadTooLarge(CorruptDownload):
+    """The content is larger than ``DOWNLOAD_MAX_BYTES`` (declared, or counted while it streamed)."""
+
+    code = "download_too_large"
+
+
+class InsufficientDiskSpace(Exception):
+    """The download directory has too little free space for this download; nothing more is written.
+
+    Attributes:
+        needed: Bytes the download still needs (with the reserve), if known.
+        free: Bytes free when it was checked.
+    """
+
+    def __init__(self, message: str, *, needed: int | None, free: int) -> None:
+        super().__init__(message)
+        self.needed = needed
+        self.free = free
+
+
 class DownloadedFileMissing(Exception):
     """A file the download left on this host is gone before it could be uploaded."""
+
+
+class UnsafePath(Exception):
+    """An activity input names a file outside this worker's download directory (or a symlink)."""
+
+
+class ClaimedElsewhere(Exception):
+    """The job this submit created is already owned by another workflow, and no other job is ours."""
 
 
 # --- the map -------------------------------------------------------------------------------------
 
 MAX_RETRY_DELAY = timedelta(minutes=10)
+DISK_RETRY_DELAY = timedelta(seconds=30)
+"""Wait before trying a download again after the disk was too full for it."""
 """Cap on the delay we accept from a Retry-After header: a broken header must not park a job for days."""
 
 _RETRYABLE_STORAGE = frozenset(
@@ -141,9 +188,11 @@ def to_application_error(err: BaseException, *, operation: str) -> ApplicationEr
     delay = None
     if verdict.retryable and verdict.retry_after is not None and verdict.retry_after > 0:
         delay = min(timedelta(seconds=verdict.retry_after), MAX_RETRY_DELAY)
+    # Codes and messages may come from the API: kept as the catalogue keeps them, so the workflow's
+    # result and its row agree, and a 100 KB gateway message does not travel through history.
     return ApplicationError(
-        verdict.message,
-        {"code": verdict.code},
+        clean_text(verdict.message),
+        {"code": clean_text(verdict.code, MAX_ERROR_CODE_CHARS)},
         type=str(verdict.type),
         non_retryable=not verdict.retryable,
         next_retry_delay=delay,
@@ -171,8 +220,15 @@ def application_errors(operation: str) -> Iterator[None]:
 
 def _judge(err: BaseException, operation: str) -> _Verdict:
     if isinstance(err, InvalidVideoRequest):
+        if err.code == "invalid_reference_image":
+            return _Verdict(
+                ErrorType.INVALID_REFERENCE_IMAGE,
+                err.code,
+                f"reference image rejected: {err.message}",
+                retryable=False,
+            )
         return _Verdict(
-            ErrorType.INVALID_REQUEST, "invalid_request", f"invalid request: {err.message}", retryable=False
+            ErrorType.INVALID_REQUEST, err.code, f"invalid request: {err.message}", retryable=False
         )
     if isinstance(err, ReferenceImageError):
         return _Verdict(
@@ -188,6 +244,27 @@ def _judge(err: BaseException, operation: str) -> _Verdict:
         return _Verdict(
             ErrorType.CORRUPT_DOWNLOAD, err.code, str(err), retryable=isinstance(err, TruncatedDownload)
         )
+    if isinstance(err, UnsafePath):
+        # Someone scheduled this activity with a path of their choosing: refuse, never retry.
+        return _Verdict(ErrorType.UNSAFE_PATH, "unsafe_path", str(err), retryable=False)
+    if isinstance(err, ClaimedElsewhere):
+        # Another attempt would create (and pay for) another job; the one made is owned, not orphaned.
+        return _Verdict(ErrorType.CLAIMED_ELSEWHERE, "claimed_elsewhere", str(err), retryable=False)
+    if isinstance(err, BudgetExceeded):
+        # Refused before anything was sent; the job ends ``rejected_budget`` rather than waiting.
+        return _Verdict(ErrorType.BUDGET_EXCEEDED, "rejected_budget", str(err), retryable=False)
+    if isinstance(err, InsufficientDiskSpace):
+        # Other downloads finish and free their space, and the next attempt may run on another host.
+        return _Verdict(
+            ErrorType.INSUFFICIENT_DISK_SPACE,
+            "insufficient_disk_space",
+            f"{operation} failed: {err}",
+            retryable=True,
+            retry_after=DISK_RETRY_DELAY.total_seconds(),
+        )
+    if isinstance(err, UrlRefused):
+        # The same URL (or address) is refused the same way next time.
+        return _Verdict(ErrorType.UNSAFE_URL, "unsafe_url", f"{operation} refused: {err}", retryable=False)
     if isinstance(err, DownloadedFileMissing):
         # The workflow downloads again, on a live host; retrying here cannot bring the file back.
         return _Verdict(
@@ -222,6 +299,10 @@ def _judge(err: BaseException, operation: str) -> _Verdict:
 
 
 def _sora_retryable(err: SoraError) -> bool:
+    if isinstance(err, SoraUnsafeResponse):
+        # An id that breaks the id rule or a link to a refused address: asking again gets the same
+        # answer, and the server's own retry hint is not trusted about it.
+        return False
     if err.should_retry is not None:
         # OpenAI's own hint, which its SDK obeys before any status-based rule.
         return err.should_retry

@@ -24,13 +24,31 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
+    COMPLETED_LATE = "completed_late"
+    """Timed out for the caller, then finished upstream within the salvage window and was stored."""
+    REJECTED_BUDGET = "rejected_budget"
+    """Refused before the create: its estimated cost did not fit a daily budget. Nothing was sent."""
 
     @property
     def is_terminal(self) -> bool:
         return self in _TERMINAL
 
+    @property
+    def is_success(self) -> bool:
+        """Whether the video was stored (``completed`` or ``completed_late``)."""
+        return self in (JobStatus.COMPLETED, JobStatus.COMPLETED_LATE)
 
-_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED})
+
+_TERMINAL = frozenset(
+    {
+        JobStatus.COMPLETED,
+        JobStatus.FAILED,
+        JobStatus.TIMED_OUT,
+        JobStatus.CANCELLED,
+        JobStatus.COMPLETED_LATE,
+        JobStatus.REJECTED_BUDGET,
+    }
+)
 
 
 class RemoteStatus(StrEnum):
@@ -49,6 +67,28 @@ DEFAULT_SECONDS = 4
 DEFAULT_POLL_INTERVAL_SECONDS = 5.0
 DEFAULT_DEADLINE_SECONDS = 300.0
 DEFAULT_MAX_POLLS_PER_RUN = 500
+DEFAULT_SALVAGE_POLL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class ReferenceImageInput:
+    """A reference image handed to the workflow; exactly one field is set.
+
+    The worker never opens a path named in a workflow input: whoever starts the workflow reads and
+    fits the image where the user is (``sora_temporal.references.hand_over``) and hands the fitted
+    JPEG over in a form any worker host can use. The bytes are not carried past submission.
+
+    Attributes:
+        jpeg_base64: The fitted JPEG itself, base64-encoded; at most 256 KiB decoded
+            (``validation.INLINE_REFERENCE_MAX_BYTES``), so history payloads stay small.
+        storage_key: ``references/<sha256 of the JPEG>.jpg`` in the configured storage, for a
+            fitted JPEG too large to carry inline.
+        url: An http(s) URL the worker fetches (within its address, size and time limits) and fits.
+    """
+
+    jpeg_base64: str | None = None
+    storage_key: str | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,11 +100,22 @@ class VideoRequest:
         model: Model name; the known Sora models are validated strictly, others only loosely.
         size: ``WIDTHxHEIGHT``.
         seconds: Clip duration in seconds.
-        reference_image: Optional path or http(s) URL of an image to start from; it is resized and
-            centre-cropped to ``size`` before upload.
+        reference_image: Older form of ``reference``: only an http(s) URL is accepted now (a path
+            is refused before anything is paid for).
         poll_interval_seconds: Durable timer between status checks.
         deadline_seconds: Give up (``timed_out``) this long after submission.
         max_polls_per_run: Continue-as-new after this many status checks, to bound history.
+        webhook_fallback_seconds: Set when the Videos API's webhooks reach this service: a
+            ``remote_event`` signal wakes the workflow at once, and status checks without one are
+            this far apart (at least ``poll_interval_seconds``), so a dropped webhook still ends in a
+            stored video, only later. ``None``: poll every ``poll_interval_seconds``.
+        reference: Optional image to start from, handed over as bytes, a stored copy or a URL;
+            it is resized and centre-cropped to ``size`` before upload.
+        salvage_window_seconds: After the deadline, while the Sora job may still be running, keep
+            watching it this long for a late video (downloaded and stored: ``completed_late``). The
+            caller learns ``timed_out`` at the deadline all the same. ``0`` (the default here; the
+            starter and the API set ``SALVAGE_WINDOW_SECONDS``) watches nothing.
+        salvage_poll_seconds: Status checks during that watch are this far apart.
     """
 
     prompt: str
@@ -75,6 +126,15 @@ class VideoRequest:
     poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_SECONDS
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_polls_per_run: int = DEFAULT_MAX_POLLS_PER_RUN
+    webhook_fallback_seconds: float | None = None
+    reference: ReferenceImageInput | None = None
+    salvage_window_seconds: float = 0.0
+    salvage_poll_seconds: float = DEFAULT_SALVAGE_POLL_SECONDS
+
+    @property
+    def has_reference_image(self) -> bool:
+        """Whether the request starts from a reference image (in either form)."""
+        return self.reference is not None or self.reference_image is not None
 
 
 @dataclass(frozen=True)
@@ -90,14 +150,41 @@ class PollState:
     cancel_reason: str | None = None
     started_at: datetime | None = None
     """When the first run started, so the query reports the job's whole age."""
+    seen_events: tuple[str, ...] = ()
+    """Ids of the webhook events already acted on (the newest ones), so a late duplicate acts once."""
+
+
+@dataclass(frozen=True)
+class RemoteEvent:
+    """A webhook from the Videos API about this workflow's job (the ``remote_event`` signal).
+
+    Only a wake-up call: the workflow checks the job's status itself and never trusts the event's
+    content. Deliveries are at least once, so ``event_id`` is remembered and a duplicate acts once.
+
+    Attributes:
+        event_id: The event's id (``evt_…``, or the ``webhook-id`` header when the body has none).
+        event_type: ``video.completed``, ``video.failed``, ...; for the Web UI and logs only.
+    """
+
+    event_id: str
+    event_type: str = ""
 
 
 @dataclass(frozen=True)
 class VideoWorkflowInput:
-    """Input of :class:`workflows.video.VideoGenerationWorkflow`."""
+    """Input of :class:`workflows.video.VideoGenerationWorkflow`.
+
+    Attributes:
+        request: What to generate.
+        carried: State carried across continue-as-new.
+        budget_account: An opaque name of who pays, for a budget of its own on top of the global one
+            (the API passes ``api-key:<owner hash>``; never a key itself). ``None``: only the global
+            budget applies.
+    """
 
     request: VideoRequest
     carried: PollState | None = None
+    budget_account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +227,8 @@ class JobProgress:
     deadline_at: datetime | None
     error_code: str | None = None
     error_message: str | None = None
+    watching_until: datetime | None = None
+    """Set while a timed-out job is still watched for a late video (the salvage window's end)."""
 
 
 # --- activity inputs and outputs -------------------------------------------------------------
@@ -149,6 +238,7 @@ class JobProgress:
 class SubmitInput:
     workflow_id: str
     request: VideoRequest
+    budget_account: str | None = None
 
 
 @dataclass(frozen=True)

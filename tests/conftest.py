@@ -18,14 +18,14 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.video import VideoActivities
-from devtools.devstack import venv_binary
+from devtools.devstack import sqlite_pragma_flags, venv_binary
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes
-from sora_temporal.db import VideoCatalog, create_tables, make_engine
+from sora_temporal.db import VideoCatalog
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.local import LocalStorage
-from support import Deployment, Stack
+from support import Deployment, Stack, migrated_engine
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -49,6 +49,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(venv_binary("temporal")),
         search_attributes=search_attributes.ALL,
         dev_server_log_level="error",
+        dev_server_extra_args=sqlite_pragma_flags(),
     )
     try:
         yield env
@@ -93,8 +94,7 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def stack(sim: RunningSimulator, tmp_path: Path, sqlite_url: str) -> AsyncIterator[Stack]:
-    engine = make_engine(sqlite_url)
-    create_tables(engine)
+    engine = migrated_engine(sqlite_url)
     catalog = VideoCatalog(engine)
     settings = Settings(
         database_url=sqlite_url,

@@ -8,16 +8,32 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from temporalio.client import Client
+from sqlalchemy import Engine
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Worker
 
 from activities.video import VideoActivities
 from devtools.devstack import start_worker, stop
 from simulator.testing import RunningSimulator
+from sora_temporal import schema
 from sora_temporal.db import VideoCatalog, make_engine
+from sora_temporal.outcome import result_in_failure, was_cancelled
 from sora_temporal.settings import Settings
+from sora_temporal.types import JobStatus, VideoResult
 from worker import create_workers
+
+
+def migrated_engine(database_url: str) -> Engine:
+    """An engine on ``database_url``, brought to the newest schema revision first (as `make migrate` does)."""
+    engine = make_engine(database_url)
+    try:
+        schema.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 @dataclass
@@ -56,7 +72,10 @@ class Deployment:
     def configure(
         cls, temporal_address: str, sim: RunningSimulator, root: Path, database_url: str, **extra_env: str
     ) -> Deployment:
-        """Production settings, pointed at loopback services: a fresh task queue, files under ``root``."""
+        """Production settings, pointed at loopback services: a fresh task queue, files under ``root``.
+
+        The database is migrated here, as an operator runs `make migrate` before starting workers.
+        """
         env = {
             **os.environ,
             "TEMPORAL_ADDRESS": temporal_address,
@@ -67,9 +86,13 @@ class Deployment:
             "STORAGE_BACKEND": "local",
             "STORAGE_DIR": str(root / "storage"),
             "DOWNLOAD_DIR": str(root / "downloads"),
+            # Test servers (reference images, download links) listen on loopback over http; the
+            # tests of the refusal turn this off.
+            "ALLOW_PRIVATE_URLS": "true",
         }
         env.pop("BLOB_READ_WRITE_TOKEN", None)
         env.update(extra_env)
+        migrated_engine(env["DATABASE_URL"]).dispose()
         return cls(env, root)
 
     def stop_workers(self) -> None:
@@ -86,3 +109,26 @@ class Deployment:
 
     def storage_files(self) -> list[Path]:
         return sorted(p for p in Path(self.env["STORAGE_DIR"]).rglob("*") if p.is_file())
+
+
+async def job_result(handle: WorkflowHandle[Any, VideoResult]) -> VideoResult:
+    """The job's :class:`VideoResult`, however the workflow ended.
+
+    A completed job completes the workflow; a failed, timed-out or refused one fails it with the
+    result in its failure (``sora_temporal.outcome``); a cancelled one cancels it, and the result is
+    made from the catalogue's view the workflow carried (status ``cancelled``).
+    """
+    try:
+        return await handle.result()
+    except WorkflowFailureError as err:
+        found = result_in_failure(err)
+        if found is not None:
+            return found
+        if was_cancelled(err):
+            return VideoResult(
+                workflow_id=handle.id,
+                status=JobStatus.CANCELLED,
+                error_code="cancelled",
+                error_message=str(err.cause),
+            )
+        raise

@@ -1,7 +1,7 @@
 """The layout's rules, checked on the source: product code never reaches into its test tooling.
 
-Product code is ``sora_temporal/``, ``workflows/``, ``activities/``, ``api/`` (when present),
-``worker.py`` and ``starter.py``. It must not import the simulators (``simulator``), the developer
+Product code is ``sora_temporal/``, ``workflows/``, ``activities/``, ``api/``, ``worker.py`` and
+``starter.py``. It must not import the simulators (``simulator``), the developer
 tooling (``devtools``) or the tests (``tests``, ``support``, ``fault_checks``, ``conftest``); the
 command line must not load the worker's activities; and only the settings module reads the
 environment.
@@ -19,7 +19,6 @@ PRODUCT_PACKAGES = ("sora_temporal", "workflows", "activities", "api")
 PRODUCT_SCRIPTS = ("worker.py", "starter.py")
 TEST_TOOLING = {"simulator", "devtools", "tests", "support", "fault_checks", "conftest"}
 SETTINGS_MODULE = Path("sora_temporal/settings.py")
-ENVIRONMENT_PACKAGES = ("sora_temporal", "activities", "workflows")
 
 
 def _python_files(package: str) -> list[Path]:
@@ -95,7 +94,14 @@ def _relative(path: Path) -> str:
 def test_the_rules_see_the_product_code() -> None:
     names = {_relative(path) for path in _product_files()}
 
-    assert {"worker.py", "starter.py", "workflows/video.py", "sora_temporal/storage/vercel.py"} <= names
+    assert {
+        "worker.py",
+        "starter.py",
+        "workflows/video.py",
+        "sora_temporal/storage/vercel.py",
+        "api/app.py",
+        "api/__main__.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", _product_files(), ids=_relative)
@@ -103,6 +109,17 @@ def test_product_code_never_imports_the_simulators_devtools_or_tests(path: Path)
     offending = sorted(name for name in _imported_modules(path) if name.split(".")[0] in TEST_TOOLING)
 
     assert offending == [], f"{_relative(path)} imports test tooling: {offending}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for package in ("sora_temporal", "workflows", "activities") for p in _python_files(package)],
+    ids=_relative,
+)
+def test_the_core_never_imports_the_http_process(path: Path) -> None:
+    offending = sorted(name for name in _imported_modules(path) if name.split(".")[0] == "api")
+
+    assert offending == [], f"{_relative(path)} imports the api package: {offending}"
 
 
 def test_the_command_line_never_imports_the_workers_activities() -> None:
@@ -114,11 +131,6 @@ def test_the_command_line_never_imports_the_workers_activities() -> None:
 
 
 def test_only_the_settings_module_reads_the_environment() -> None:
-    readers = {
-        _relative(path)
-        for package in ENVIRONMENT_PACKAGES
-        for path in _python_files(package)
-        if _reads_environment(path)
-    }
+    readers = {_relative(path) for path in _product_files() if _reads_environment(path)}
 
     assert readers <= {str(SETTINGS_MODULE)}, f"the environment is read outside settings: {sorted(readers)}"

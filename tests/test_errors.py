@@ -11,12 +11,14 @@ from temporalio.exceptions import ApplicationError
 
 from sora_temporal.errors import (
     MAX_RETRY_DELAY,
+    ClaimedElsewhere,
     ContentUnavailable,
     DownloadedFileMissing,
     ErrorType,
     NotAnMp4,
     ReferenceImageError,
     TruncatedDownload,
+    UnsafePath,
     application_errors,
     error_code,
     is_retryable,
@@ -50,6 +52,14 @@ def _code(err: ApplicationError) -> str:
         (StorageError("x", kind=StorageFailure.UNAVAILABLE), ErrorType.STORAGE, "storage_error", True),
         (StorageError("x", kind=StorageFailure.ACCESS_DENIED), ErrorType.STORAGE, "storage_error", False),
         (RuntimeError("surprise"), "RuntimeError", "RuntimeError", True),
+        (UnsafePath("/etc/passwd"), ErrorType.UNSAFE_PATH, "unsafe_path", False),
+        (ClaimedElsewhere("owned"), ErrorType.CLAIMED_ELSEWHERE, "claimed_elsewhere", False),
+        (
+            InvalidVideoRequest("reference_image", "a path"),
+            ErrorType.INVALID_REFERENCE_IMAGE,
+            "invalid_reference_image",
+            False,
+        ),
     ],
 )
 def test_each_failure_gets_its_type_code_and_retry_decision(

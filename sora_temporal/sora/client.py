@@ -7,6 +7,11 @@ effect); :mod:`sora_temporal.errors` decides from that whether and when to try a
 
 The API key is sent only to the origin of ``base_url``: a gateway's download link on another host,
 and any redirect away from the API's origin, get no credentials.
+
+Everything the API sends back is treated as untrusted: bodies are read under hard caps on their
+decoded size (:mod:`sora_temporal.bodies`), video ids must follow the id rule before they are used
+anywhere, and download links or redirects that leave the API's origin are fetched only as
+:mod:`sora_temporal.netguard` allows (public addresses, https, an optional host allow-list).
 """
 
 from __future__ import annotations
@@ -22,15 +27,40 @@ from urllib.parse import quote
 
 import httpx
 
-from sora_temporal.sora.errors import classify
+from sora_temporal.bodies import (
+    BodyTooLarge,
+    CappedDecoder,
+    UnsupportedEncoding,
+    aiter_capped,
+    content_codings,
+    declared_length,
+    materialise,
+    read_capped,
+)
+from sora_temporal.netguard import (
+    REDIRECT_STATUSES,
+    UrlPolicy,
+    UrlRefused,
+    guarded_client,
+    redact_url,
+)
+from sora_temporal.sora.errors import (
+    SoraError,
+    SoraProtocolError,
+    SoraResponseTooLarge,
+    SoraUnsafeResponse,
+    classify,
+)
 from sora_temporal.sora.models import (
     REFERENCE_CONTENT_TYPES,
     AuthStyle,
     ContentStream,
+    InvalidVideoId,
     ReferenceImage,
     Retrieved,
     Video,
     VideoPage,
+    check_video_id,
     parse_page,
     parse_video,
 )
@@ -45,6 +75,9 @@ CONTENT_VARIANTS = ("video", "thumbnail", "spritesheet")
 LIST_ORDERS = ("asc", "desc")
 # An error body is quoted, not stored: a CDN's HTML error page need not be read to the end.
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# A status, list or create answer is a few kilobytes; a list page of 100 jobs well under 1 MiB.
+MAX_JSON_BYTES = 1024 * 1024
+DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 * 1024 * 1024
 _AUTH_HEADERS = ("authorization", "api-key")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _T = TypeVar("_T")
@@ -70,6 +103,8 @@ class SoraClient:
         timeout: Per-request timeout in seconds, or a detailed ``httpx.Timeout``.
         transport: A custom transport (tests); by default one with connection retries off.
         user_agent: ``User-Agent`` header value.
+        url_policy: What download links and redirects that leave the API's origin may point at;
+            public https addresses only by default. The API's own origin is trusted as configured.
     """
 
     def __init__(
@@ -81,6 +116,7 @@ class SoraClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str = "sora-temporal/0.1",
+        url_policy: UrlPolicy | None = None,
     ) -> None:
         self._base_url = httpx.URL(base_url.rstrip("/") + "/")
         if self._base_url.scheme not in _DEFAULT_PORTS or not self._base_url.host:
@@ -88,27 +124,40 @@ class SoraClient:
         self._base_origin = _origin(self._base_url)
         self._api_key = api_key or None
         self._auth_style = AuthStyle(auth_style)
+        self._url_policy = url_policy or UrlPolicy()
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        # Links off the API's origin go through a second client that connects only to permitted addresses.
+        self._foreign: httpx.AsyncClient | None = None
         self._http = httpx.AsyncClient(
             # Retries belong to Temporal. httpx's default transport makes no connection retries
             # either (retries=0), so a failed connect is reported at once as "never sent"; it is
             # left to httpx to build so that proxy settings from the environment still apply.
             transport=transport,
-            timeout=timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout),
+            timeout=self._timeout,
             follow_redirects=False,
-            headers={"User-Agent": user_agent},
+            # A body is read under a cap on its decoded size (sora_temporal.bodies); asking for no
+            # encoding keeps a well-behaved server from sending one.
+            headers={"User-Agent": user_agent, "Accept-Encoding": "identity"},
             # Checked on every request, redirects included: httpx strips ``Authorization`` on a
             # cross-origin redirect but would forward Azure's ``api-key``.
             event_hooks={"request": [self._strip_foreign_credentials]},
         )
 
     @classmethod
-    def from_settings(cls, settings: SoraSettings) -> SoraClient:
-        """A client for the endpoint, key and timeout in ``settings``."""
+    def from_settings(cls, settings: SoraSettings, *, url_policy: UrlPolicy | None = None) -> SoraClient:
+        """A client for the endpoint, key and timeout in ``settings``.
+
+        ``url_policy`` says what download links may point at (``Settings.download_url_policy``).
+
+        Raises:
+            MissingEndpoint: No endpoint is configured (there is no default any more).
+        """
         return cls(
-            base_url=settings.base_url,
+            base_url=settings.endpoint(),
             api_key=settings.api_key,
             auth_style=settings.auth_style,
             timeout=settings.timeout_seconds,
+            url_policy=url_policy,
         )
 
     @property
@@ -124,8 +173,12 @@ class SoraClient:
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pools."""
+        try:
+            await self._http.aclose()
+        finally:
+            if self._foreign is not None:
+                await self._foreign.aclose()
 
     async def __aenter__(self) -> SoraClient:
         return self
@@ -183,7 +236,8 @@ class SoraClient:
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         response = await self._request(operation, "POST", "videos", content=body, headers=headers)
-        return self._parse(operation, response, parse_video)
+        # A job was made even if its answer is refused (an unusable id): may_have_created stays true.
+        return self._parse(operation, response, parse_video, created=True)
 
     async def retrieve(self, video_id: str) -> Retrieved:
         """``GET /videos/{id}``: the job's status, and how long the server wants us to wait.
@@ -218,7 +272,7 @@ class SoraClient:
             )
         params: dict[str, str | int] = {"limit": limit, "order": order}
         if after:
-            params["after"] = after
+            params["after"] = _checked_id(operation, after)
         response = await self._request(operation, "GET", "videos", params=params)
         return self._parse(operation, response, parse_page)
 
@@ -241,7 +295,12 @@ class SoraClient:
         return deleted if isinstance(deleted, bool) else True
 
     def stream_content(
-        self, video_id: str, *, variant: str = "video", url: str | None = None
+        self,
+        video_id: str,
+        *,
+        variant: str = "video",
+        url: str | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     ) -> AbstractAsyncContextManager[ContentStream]:
         """Open a download of the job's MP4 (``variant="video"``), thumbnail or spritesheet.
 
@@ -249,15 +308,20 @@ class SoraClient:
             video_id: The job.
             variant: ``video``, ``thumbnail`` or ``spritesheet``.
             url: A download link the status response carried (gateways). Used instead of
-                ``/videos/{id}/content``; it gets the API key only if it is on the API's own origin.
+                ``/videos/{id}/content``; it gets the API key only if it is on the API's own origin,
+                and off that origin it must pass the client's URL policy.
+            max_bytes: The most bytes the body may have (declared or decoded).
 
         Returns:
             An async context manager yielding a :class:`ContentStream`; the response is closed on
-            exit. Redirects (to a CDN) are followed.
+            exit. Up to ``url_policy.max_redirects`` redirects (to a CDN) are followed, each hop
+            that leaves the API's origin checked like a download link.
 
         Raises:
             SoraError: On entering, for an error response (:class:`SoraNotFound` when the variant
-                is not offered or the content expired); while reading, if the transfer breaks off.
+                is not offered or the content expired), :class:`SoraUnsafeResponse` for a link or
+                redirect the policy refuses, :class:`SoraResponseTooLarge` for a declared length
+                over ``max_bytes``; while reading, if the transfer breaks off or passes ``max_bytes``.
         """
         operation = f"download {variant} of {video_id}"
         if variant not in CONTENT_VARIANTS:
@@ -277,7 +341,7 @@ class SoraClient:
                 params={"variant": variant},
                 headers={"Accept": "*/*"},
             )
-        return self._open_stream(operation, request)
+        return self._open_stream(operation, request, max_bytes)
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -320,45 +384,135 @@ class SoraClient:
             content=content,
         )
         try:
-            response = await self._http.send(request)
-        except httpx.HTTPError as err:
-            raise classify(operation, err, api_key=self._api_key) from err
-        if not response.is_success:
-            raise classify(operation, response, api_key=self._api_key)
-        return response
-
-    def _parse(self, operation: str, response: httpx.Response, parser: Callable[[Any], _T]) -> _T:
-        try:
-            return parser(json.loads(response.content))
-        except (ValueError, UnicodeDecodeError) as err:
-            raise classify(operation, response, detail=str(err), api_key=self._api_key) from err
-
-    @asynccontextmanager
-    async def _open_stream(self, operation: str, request: httpx.Request) -> AsyncIterator[ContentStream]:
-        try:
-            response = await self._http.send(request, stream=True, follow_redirects=True)
+            response = await self._http.send(request, stream=True)
         except httpx.HTTPError as err:
             raise classify(operation, err, api_key=self._api_key) from err
         try:
             if not response.is_success:
-                raise classify(operation, await _read_capped(response), api_key=self._api_key)
+                error = await read_capped(response, MAX_ERROR_BODY_BYTES, truncate=True)
+                raise classify(operation, materialise(response, error), api_key=self._api_key)
+            body = await read_capped(response, MAX_JSON_BYTES)
+        except BodyTooLarge as err:
+            raise SoraResponseTooLarge(
+                f"{operation}: HTTP {response.status_code} but {err}",
+                status_code=response.status_code,
+                code="response_too_large",
+            ) from err
+        except UnsupportedEncoding as err:
+            raise SoraProtocolError(
+                f"{operation}: HTTP {response.status_code} but {err}", status_code=response.status_code
+            ) from err
+        except httpx.HTTPError as err:
+            raise classify(operation, err, detail="the answer broke off", api_key=self._api_key) from err
+        finally:
+            await response.aclose()
+        return materialise(response, body)
+
+    def _parse(
+        self, operation: str, response: httpx.Response, parser: Callable[[Any], _T], *, created: bool = False
+    ) -> _T:
+        try:
+            return parser(json.loads(response.content))
+        except InvalidVideoId as err:
+            raise SoraUnsafeResponse(
+                f"{operation}: {err}",
+                status_code=response.status_code,
+                code="invalid_video_id",
+                may_have_created=created,
+            ) from err
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            raise classify(operation, response, detail=str(err), api_key=self._api_key) from err
+
+    @asynccontextmanager
+    async def _open_stream(
+        self, operation: str, request: httpx.Request, max_bytes: int
+    ) -> AsyncIterator[ContentStream]:
+        response = await self._send_following_redirects(operation, request)
+        try:
+            if not response.is_success:
+                error = await read_capped(response, MAX_ERROR_BODY_BYTES, truncate=True)
+                raise classify(operation, materialise(response, error), api_key=self._api_key)
+            declared = declared_length(response.headers)
+            if declared is not None and declared > max_bytes:
+                raise SoraResponseTooLarge(
+                    f"{operation}: the content is {declared} bytes; the limit is {max_bytes}",
+                    status_code=response.status_code,
+                    code="response_too_large",
+                    may_have_created=False,
+                )
+            try:
+                CappedDecoder(content_codings(response.headers), max_bytes)
+            except UnsupportedEncoding as err:
+                raise SoraProtocolError(f"{operation}: {err}", status_code=response.status_code) from err
             yield ContentStream(
                 content_type=response.headers.get("content-type"),
-                content_length=_declared_length(response),
-                _iterate=lambda size: self._iterate(operation, response, size),
+                content_length=declared,
+                _iterate=lambda size: self._iterate(operation, response, size, max_bytes),
             )
         finally:
             await response.aclose()
 
+    async def _send_following_redirects(self, operation: str, request: httpx.Request) -> httpx.Response:
+        """Send a download request, following redirects by hand so that every hop is checked.
+
+        Hops on the API's origin are trusted (and carry the key); any other must pass the URL policy
+        and goes out through the guarded client, which connects only to permitted addresses.
+        """
+        policy = self._url_policy
+        current = request
+        for hop in range(policy.max_redirects + 1):
+            trusted = _origin(current.url) == self._base_origin
+            try:
+                if trusted:
+                    response = await self._http.send(current, stream=True)
+                else:
+                    policy.check_url(current.url)
+                    response = await self._foreign_client().send(current, stream=True)
+            except UrlRefused as err:
+                raise self._unsafe_url(operation, err) from err
+            except httpx.HTTPError as err:
+                raise classify(operation, err, api_key=self._api_key) from err
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECT_STATUSES or not location:
+                return response
+            await response.aclose()
+            if hop == policy.max_redirects:
+                break
+            try:
+                target = current.url.join(location)
+            except (httpx.InvalidURL, ValueError) as err:
+                refused = UrlRefused(redact_url(location), "not a valid URL")
+                raise self._unsafe_url(operation, refused) from err
+            current = self._build("GET", target, headers={"Accept": "*/*"})
+        too_many = UrlRefused(redact_url(request.url), f"more than {policy.max_redirects} redirects")
+        raise self._unsafe_url(operation, too_many)
+
+    def _foreign_client(self) -> httpx.AsyncClient:
+        if self._foreign is None:
+            self._foreign = guarded_client(self._url_policy, timeout=self._timeout)
+            self._foreign.event_hooks["request"].append(self._strip_foreign_credentials)
+        return self._foreign
+
+    def _unsafe_url(self, operation: str, err: UrlRefused) -> SoraError:
+        return SoraUnsafeResponse(
+            f"{operation}: refused to fetch {err.target}: {err.reason}",
+            code="unsafe_url",
+            may_have_created=False,
+        )
+
     async def _iterate(
-        self, operation: str, response: httpx.Response, chunk_size: int
+        self, operation: str, response: httpx.Response, chunk_size: int, max_bytes: int
     ) -> AsyncIterator[bytes]:
         try:
-            async for chunk in response.aiter_bytes(chunk_size):
+            async for chunk in aiter_capped(response, max_bytes, chunk_size):
                 yield chunk
+        except BodyTooLarge as err:
+            raise SoraResponseTooLarge(
+                f"{operation}: {err}", status_code=response.status_code, code="response_too_large"
+            ) from err
         except httpx.HTTPError as err:
             raise classify(operation, err, detail="the download broke off", api_key=self._api_key) from err
-        expected = _declared_length(response)
+        expected = declared_length(response.headers)
         # h11 already refuses a body shorter than Content-Length; this also covers transports that
         # do not, so that a cut-short file is never taken for a complete one.
         if expected is not None and response.num_bytes_downloaded < expected:
@@ -382,10 +536,18 @@ def _json_object(body: object) -> dict[str, Any]:
 
 
 def _video_path(operation: str, video_id: str) -> str:
-    if not isinstance(video_id, str) or not video_id.strip():
-        raise classify(operation, InvalidVideoRequest("video_id", "the video id is empty"))
-    # Ids are opaque; quoting keeps one with a slash or '?' from addressing another resource.
-    return f"videos/{quote(video_id, safe='')}"
+    # The id rule leaves nothing to quote; quoting stays as a second line of defence.
+    return f"videos/{quote(_checked_id(operation, video_id), safe='')}"
+
+
+def _checked_id(operation: str, video_id: str) -> str:
+    """``video_id`` if it follows the id rule; refused (non-retryably, nothing sent) otherwise."""
+    try:
+        return check_video_id(video_id)
+    except InvalidVideoId as err:
+        refused = classify(operation, InvalidVideoRequest("video_id", str(err)))
+        refused.code = "invalid_video_id"
+        raise refused from err
 
 
 def _poll_after(headers: httpx.Headers) -> float | None:
@@ -397,42 +559,6 @@ def _poll_after(headers: httpx.Headers) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) and value >= 0 else None
-
-
-def _declared_length(response: httpx.Response) -> int | None:
-    # With a content encoding, Content-Length counts compressed bytes, not the bytes yielded.
-    if response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity"):
-        return None
-    raw = response.headers.get("content-length")
-    if raw is None:
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
-
-
-async def _read_capped(response: httpx.Response) -> httpx.Response:
-    """A copy of a streamed error response holding at most MAX_ERROR_BODY_BYTES of its body."""
-    body = bytearray()
-    try:
-        async for chunk in response.aiter_bytes():
-            body.extend(chunk)
-            if len(body) >= MAX_ERROR_BODY_BYTES:
-                break
-    except httpx.HTTPError:
-        pass  # the status code alone is enough to classify the failure
-    # The body is already decoded, so the copy must not claim an encoding or the original length.
-    headers = httpx.Headers(response.headers)
-    for name in ("content-encoding", "content-length", "transfer-encoding"):
-        headers.pop(name, None)
-    return httpx.Response(
-        response.status_code,
-        headers=headers,
-        content=bytes(body[:MAX_ERROR_BODY_BYTES]),
-        request=response.request,
-    )
 
 
 def _check_reference(reference: ReferenceImage) -> None:

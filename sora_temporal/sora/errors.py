@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from sora_temporal.netguard import redact_url
 from sora_temporal.retry_after import parse_retry_after
 from sora_temporal.validation import InvalidVideoRequest
 
@@ -134,6 +135,22 @@ class SoraProtocolError(SoraError):
     """The server answered in a way that cannot be understood (e.g. an unparseable 2xx body)."""
 
     default_may_have_created = True
+
+
+class SoraResponseTooLarge(SoraProtocolError):
+    """A body was larger than its limit (declared, or decoded so far); it was not read further.
+
+    ``code`` is ``response_too_large``.
+    """
+
+
+class SoraUnsafeResponse(SoraProtocolError):
+    """The answer asks for something the client refuses to do, whatever the server says next.
+
+    ``code`` says what: ``invalid_video_id`` (an id that breaks the id rule, which would address
+    another resource or break a path, a row or a search attribute) or ``unsafe_url`` (a download
+    link, or a redirect, to a refused scheme, host or address). Nothing was sent to such a URL.
+    """
 
 
 # --- classification --------------------------------------------------------------------------
@@ -260,7 +277,7 @@ def _from_response(operation: str, response: httpx.Response, detail: str | None)
         cls = SoraProtocolError
         location = headers.get("location")
         if location:
-            text += f" (redirected to {_origin_and_path(location)}; check the base URL)"
+            text += f" (redirected to {redact_url(location)}; check the base URL)"
         kwargs["may_have_created"] = False
     return cls(text, **kwargs)
 
@@ -310,12 +327,3 @@ def _text(response: httpx.Response) -> str:
 def _quote(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_QUOTED_CHARS else text[:MAX_QUOTED_CHARS] + "..."
-
-
-def _origin_and_path(url: str) -> str:
-    # Query strings of signed URLs are credentials of their own; never put them in messages.
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "an unparseable URL"
-    return str(parsed.copy_with(query=None, fragment=None))

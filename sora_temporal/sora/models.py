@@ -9,6 +9,8 @@ and keep the raw status so that callers can log what the server actually said.
 from __future__ import annotations
 
 import logging
+import math
+import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +22,11 @@ from sora_temporal.types import RemoteStatus
 log = logging.getLogger(__name__)
 
 REFERENCE_CONTENT_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+VIDEO_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+"""Every video id the client accepts from the API or puts in a path (``.`` and ``..`` excepted)."""
+# Unix seconds from 1970 to the end of year 9999: anything else is not a time a job can have.
+_MAX_TIMESTAMP = 253_402_300_799
 
 _STATUS_ALIASES: dict[str, RemoteStatus] = {
     "queued": RemoteStatus.QUEUED,
@@ -158,6 +165,32 @@ class ContentStream:
 # --- parsing ---------------------------------------------------------------------------------
 
 
+class InvalidVideoId(ValueError):
+    """A video id that breaks :data:`VIDEO_ID_PATTERN`: it never goes into a path, a row or a search attribute."""
+
+
+def is_valid_video_id(value: object) -> bool:
+    """Whether ``value`` is a video id the client will use."""
+    return (
+        isinstance(value, str) and VIDEO_ID_PATTERN.fullmatch(value) is not None and value not in (".", "..")
+    )
+
+
+def check_video_id(value: object) -> str:
+    """``value`` if it is a usable video id.
+
+    Raises:
+        InvalidVideoId: Otherwise; the message shows a printable excerpt, never the whole value.
+    """
+    if not is_valid_video_id(value):
+        shown = ascii(value)[:40] if isinstance(value, str) else type(value).__name__
+        raise InvalidVideoId(
+            f"video id {shown} is not 1-128 letters, digits, '_', '.', ':' or '-' (or is '.' or '..')"
+        )
+    assert isinstance(value, str)
+    return value
+
+
 def parse_status(raw: object) -> RemoteStatus:
     """Map a status string of any dialect to :class:`RemoteStatus` (``UNKNOWN`` if unrecognised)."""
     if not isinstance(raw, str):
@@ -165,52 +198,61 @@ def parse_status(raw: object) -> RemoteStatus:
     return _STATUS_ALIASES.get(raw.strip().lower(), RemoteStatus.UNKNOWN)
 
 
+def _finite(value: object) -> float | None:
+    """A JSON number as a finite float; ``None`` for anything else (``1e999`` decodes to infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _str(value: object) -> str | None:
     if isinstance(value, str):
         return value if value.strip() else None
     # Gateways send durations as numbers; the protocol's form is a string.
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    return None
+    number = _finite(value)
+    if number is None:
+        return None
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def _timestamp(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return int(value)
+    """Unix seconds, or ``None`` for anything that is not a plausible time (junk never raises)."""
+    number = _finite(value)
     if isinstance(value, str) and value.strip():
         text = value.strip()
         try:
-            return int(float(text))
+            number = float(text)
         except ValueError:
-            pass
-        try:
-            # Some gateways send ISO 8601 instead of Unix seconds.
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-        if parsed.tzinfo is None:
-            # Server timestamps without an offset are UTC, never this worker's local time.
-            parsed = parsed.replace(tzinfo=UTC)
-        return int(parsed.timestamp())
-    return None
+            try:
+                # Some gateways send ISO 8601 instead of Unix seconds.
+                parsed = datetime.fromisoformat(text)
+                if parsed.tzinfo is None:
+                    # Server timestamps without an offset are UTC, never this worker's local time.
+                    parsed = parsed.replace(tzinfo=UTC)
+                number = parsed.timestamp()
+            except (ValueError, OverflowError, OSError):
+                return None
+    if number is None or not math.isfinite(number) or not 0 <= number <= _MAX_TIMESTAMP:
+        return None
+    return int(number)
 
 
 def _progress(value: object, status: RemoteStatus) -> int:
-    number: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
+    number = _finite(value)
+    if isinstance(value, str):
         try:
             number = float(value.strip().rstrip("%"))
         except ValueError:
             number = None
-    if number is None or number != number:  # NaN
+    if number is None or not math.isfinite(number):
         return 100 if status is RemoteStatus.COMPLETED else 0
     # A gateway reporting a fraction (0.0-1.0) rather than a percentage is indistinguishable from
     # 0-1 %, so values are taken as percentages and only clamped.
-    return max(0, min(100, int(number)))
+    return int(max(0.0, min(100.0, number)))
 
 
 def _download_url(body: Mapping[str, Any]) -> str | None:
@@ -227,15 +269,20 @@ def _download_url(body: Mapping[str, Any]) -> str | None:
 def parse_video(body: object) -> Video:
     """Build a :class:`Video` from a decoded JSON object.
 
+    Every field but ``id`` is parsed tolerantly: junk (``"1e999"``, ``[]``, ``"half"``) becomes
+    ``None`` (or a clamped progress), never an exception.
+
     Raises:
-        ValueError: If ``body`` is not an object with a non-empty string ``id``: without an id
-            nothing else can be done with the job.
+        ValueError: If ``body`` is not an object with a string ``id``: without an id nothing else
+            can be done with the job.
+        InvalidVideoId: If the id breaks :data:`VIDEO_ID_PATTERN`.
     """
     if not isinstance(body, Mapping):
         raise ValueError(f"expected a JSON object, got {type(body).__name__}")
     video_id = body.get("id")
     if not isinstance(video_id, str) or not video_id.strip():
         raise ValueError("the video object has no id")
+    check_video_id(video_id)
     raw_status = body.get("status")
     status = parse_status(raw_status)
     error = body.get("error")
@@ -261,15 +308,21 @@ def parse_video(body: object) -> Video:
         error_code=error_code,
         error_message=error_message,
         download_url=_download_url(body),
-        remixed_from_video_id=_str(body.get("remixed_from_video_id")),
+        remixed_from_video_id=_id_or_none(body.get("remixed_from_video_id")),
     )
+
+
+def _id_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and is_valid_video_id(value) else None
 
 
 def parse_page(body: object) -> VideoPage:
     """Build a :class:`VideoPage` from a decoded JSON object.
 
-    Entries that are not videos (no id) are skipped with a warning rather than failing the page:
-    the page is still useful for finding the jobs that are there.
+    Entries that are not usable videos (no id, an id that breaks the rule, junk that cannot be read)
+    are skipped with a warning rather than failing the page: the page is still useful for finding
+    the jobs that are there. ``first_id``/``last_id`` that break the id rule are replaced by the
+    page's own first and last usable ids.
 
     Raises:
         ValueError: If ``body`` is not an object with a ``data`` list.
@@ -283,9 +336,9 @@ def parse_page(body: object) -> VideoPage:
     for item in items:
         try:
             videos.append(parse_video(item))
-        except ValueError as err:
-            log.warning("skipping a list entry that is not a video: %s", err)
-    first_id = _str(body.get("first_id")) or (videos[0].id if videos else None)
-    last_id = _str(body.get("last_id")) or (videos[-1].id if videos else None)
+        except (ValueError, TypeError, ArithmeticError) as err:
+            log.warning("skipping a list entry that is not a usable video: %s", err)
+    first_id = _id_or_none(body.get("first_id")) or (videos[0].id if videos else None)
+    last_id = _id_or_none(body.get("last_id")) or (videos[-1].id if videos else None)
     has_more = body.get("has_more")
     return VideoPage(data=videos, first_id=first_id, last_id=last_id, has_more=has_more is True)

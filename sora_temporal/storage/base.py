@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
@@ -122,10 +123,40 @@ def safe_segment(value: str) -> str:
     return cleaned[:128] or "unnamed"
 
 
-def object_pathname(prefix: str, workflow_id: str, filename: str) -> str:
+# Lower case only: on a case-insensitive disk (a bind mount on macOS) ``A`` and ``a`` are one name.
+_READABLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+_HASH_CHARS = 16
+_READABLE_PART = 100
+
+
+def unique_name(value: str) -> str:
+    """One pathname segment for ``value`` that no other value maps to.
+
+    A value that is already a plain name (lower-case letters, digits, ``.``, ``_`` and ``-``,
+    starting with a letter or digit, at most 128 characters) is used as it is, so ordinary ids stay
+    readable. Any other value becomes its :func:`safe_segment` form (at most 100 characters), ``~``
+    and 16 hex digits of its SHA-256: ``a/b``, ``a?b`` and ``a b`` get different names, and so do
+    long ids that share a prefix. ``~`` never occurs in a plain name, so the two kinds cannot meet.
+    """
+    if _READABLE.fullmatch(value):
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{safe_segment(value)[:_READABLE_PART]}~{digest}"
+
+
+def object_pathname(prefix: str, workflow_id: str, name: str, extension: str = "") -> str:
     """Deterministic pathname for one of a workflow's files, e.g. ``videos/<workflow>/<video>.mp4``.
 
-    Every segment is sanitised, so a hostile workflow id or video id cannot escape ``prefix``.
+    The workflow id and the name become :func:`unique_name` segments, so a hostile id cannot escape
+    ``prefix`` and two different ids never share a pathname.
+
+    Args:
+        prefix: Fixed leading folders (``videos``); sanitised.
+        workflow_id: The workflow the file belongs to.
+        name: The file's name without its extension (the video id).
+        extension: Appended after a dot when given (``mp4``, ``thumbnail.webp``); a fixed,
+            plain suffix chosen by the caller.
     """
     parts = [safe_segment(p) for p in prefix.split("/") if p.strip()]
-    return "/".join([*parts, safe_segment(workflow_id), safe_segment(filename)])
+    filename = unique_name(name) + (f".{safe_segment(extension)}" if extension else "")
+    return "/".join([*parts, unique_name(workflow_id), filename])

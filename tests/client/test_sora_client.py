@@ -15,6 +15,7 @@ import pytest
 
 from simulator.testing import RunningSimulator
 from sora_temporal.errors import is_retryable
+from sora_temporal.netguard import UrlPolicy
 from sora_temporal.sora import (
     AuthStyle,
     ReferenceImage,
@@ -322,9 +323,10 @@ async def test_api_key_is_not_sent_to_another_origin(
     make_client: MakeClient, sora_sim: RunningSimulator, finished: Video
 ) -> None:
     # The same simulator under two names: to the client, 127.0.0.1 and localhost are different
-    # origins, so a download link naming the other one must go out without the key.
+    # origins, so a download link naming the other one must go out without the key. (Loopback
+    # links are allowed here, as ALLOW_PRIVATE_URLS does; by default they are refused outright.)
     other_name = sora_sim.base_url.replace("127.0.0.1", "localhost")
-    sora = make_client(base_url=other_name)
+    sora = make_client(base_url=other_name, url_policy=UrlPolicy(allow_private=True))
     same_origin = f"{other_name}/videos/{finished.id}/content"
     async with sora.stream_content(finished.id, url=same_origin) as stream:
         assert MAGIC["video"]((await anext(stream.aiter_bytes(64)))[:12])

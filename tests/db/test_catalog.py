@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from sora_temporal.db import VideoCatalog, create_tables, make_engine
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from sora_temporal.db import VideoCatalog
 from sora_temporal.types import JobStatus, SaveInput, StoredUrls, VideoRequest
+from support import migrated_engine
 
 REQUEST = VideoRequest(prompt="a heron at dawn")
 
 
 def _catalog(url: str) -> VideoCatalog:
-    engine = make_engine(url)
-    create_tables(engine)
-    return VideoCatalog(engine)
+    return VideoCatalog(migrated_engine(url))
 
 
 def test_a_row_is_written_at_submission_with_the_request(database_url: str) -> None:
@@ -85,10 +87,41 @@ def test_a_terminal_row_is_not_overwritten_by_a_late_non_terminal_save(database_
     assert row is not None and row.status == "cancelled" and row.progress == 0
 
 
-def test_a_video_id_owned_by_another_workflow_is_reported_as_claimed(database_url: str) -> None:
+def test_a_video_id_owned_by_another_workflow_cannot_be_claimed(database_url: str) -> None:
+    catalog = _catalog(database_url)
+    catalog.save(SaveInput(workflow_id="wf-1", status=JobStatus.SUBMITTING, request=REQUEST))
+    catalog.save(SaveInput(workflow_id="wf-2", status=JobStatus.SUBMITTING, request=REQUEST))
+
+    assert catalog.claim("wf-1", "video_1") is True
+    assert catalog.claim("wf-2", "video_1") is False
+    assert catalog.claim("wf-1", "video_1") is True  # a retried claim of its own job
+    assert catalog.claim("wf-2", "video_2") is True
+    assert (catalog.claimed_video("wf-1"), catalog.claimed_video("wf-2")) == ("video_1", "video_2")
+
+
+def test_a_row_that_holds_a_job_does_not_take_another(database_url: str) -> None:
+    catalog = _catalog(database_url)
+    catalog.save(SaveInput(workflow_id="wf-1", status=JobStatus.SUBMITTING, request=REQUEST))
+    catalog.claim("wf-1", "video_1")
+
+    assert catalog.claim("wf-1", "video_2") is False
+    assert catalog.claimed_video("wf-1") == "video_1"
+
+
+def test_a_claim_before_the_first_save_makes_the_row(database_url: str) -> None:
+    catalog = _catalog(database_url)
+
+    assert catalog.claim("wf-1", "video_1") is True
+
+    row = catalog.get("wf-1")
+    assert row is not None and (row.video_id, row.status) == ("video_1", "submitting")
+
+
+def test_the_database_itself_refuses_a_second_owner_of_a_job(database_url: str) -> None:
     catalog = _catalog(database_url)
     catalog.save(SaveInput(workflow_id="wf-1", status=JobStatus.QUEUED, request=REQUEST, video_id="video_1"))
 
-    assert catalog.claimed_by_other("video_1", "wf-2") is True
-    assert catalog.claimed_by_other("video_1", "wf-1") is False
-    assert catalog.claimed_by_other("video_2", "wf-2") is False
+    with pytest.raises(IntegrityError):
+        catalog.save(
+            SaveInput(workflow_id="wf-2", status=JobStatus.QUEUED, request=REQUEST, video_id="video_1")
+        )

@@ -4,7 +4,8 @@ Each test resolves a service's ``environment:`` as Compose would for an operator
 deploy/.env.example, then points the stack's host names at loopback equivalents: ``temporal`` at the
 test dev server, ``simulator`` at a simulator, ``postgres`` at 127.0.0.1:5432 (a schema per test),
 and the container's volume paths at ``tmp_path``. Nothing else changes, except the task queue (one
-per test on the shared server).
+per test on the shared server). As in the stack, the ``migrate`` service's command runs before the
+worker or the API starts.
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from compose_file import ROOT, environment, mounts, operator_env, services
 from sqlalchemy.engine import make_url
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from devtools.devstack import DevServer, free_port, start_worker, stop
+from devtools.devstack import DevServer, free_port, start_api, start_worker, stop
 from simulator.testing import RunningSimulator, start_simulator
-from sora_temporal import search_attributes
+from sora_temporal import schema, search_attributes
 from sora_temporal.db import VideoCatalog, make_engine
 
 pytestmark = [pytest.mark.integration, pytest.mark.postgres]
@@ -106,6 +108,15 @@ def _starter(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[
     )
 
 
+def _migrate(env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """The ``migrate`` service's command (``python`` being this interpreter) with ``env``."""
+    program, *args = services()["migrate"]["command"]
+    assert program == "python"
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=_process_env(env), capture_output=True, text=True, timeout=120
+    )
+
+
 @pytest.fixture
 def compose_sim() -> Iterator[RunningSimulator]:
     """A simulator that accepts the key the compose file gives the worker by default."""
@@ -118,9 +129,9 @@ def compose_sim() -> Iterator[RunningSimulator]:
 def worker_env(
     dev_env: WorkflowEnvironment, compose_sim: RunningSimulator, postgres_url: str, tmp_path: Path
 ) -> dict[str, str]:
-    """The worker service's environment, on this machine."""
+    """The worker service's environment, on this machine, its catalogue migrated as ``migrate`` does first."""
     worker = services()["worker"]
-    return _on_this_machine(
+    env = _on_this_machine(
         environment(worker, operator_env()),
         worker,
         temporal=_temporal_target(dev_env),
@@ -128,6 +139,34 @@ def worker_env(
         postgres_url=postgres_url,
         root=tmp_path,
     )
+    migrated = _migrate(env)
+    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    return env
+
+
+def test_the_migrate_service_readies_an_empty_catalogue_and_leaves_a_current_one(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    service = services()["migrate"]
+    env = _on_this_machine(
+        environment(service, operator_env()),
+        service,
+        # It reaches neither Temporal nor the Videos API: any address stands in for them.
+        temporal="127.0.0.1:1",
+        simulator_root="http://127.0.0.1:1",
+        postgres_url=postgres_url,
+        root=tmp_path,
+    )
+
+    first, again = _migrate(env), _migrate(env)  # it runs on every `docker compose up`
+
+    assert first.returncode == 0 and f"to revision {schema.head_revision()}" in first.stdout, first.stderr
+    assert again.returncode == 0 and "already at revision" in again.stdout, again.stderr
+    engine = make_engine(env["DATABASE_URL"])
+    try:
+        assert {"videos", "api_jobs"} <= schema.read_state(engine).tables
+    finally:
+        engine.dispose()
 
 
 def test_a_worker_with_the_compose_environment_completes_a_job(
@@ -231,3 +270,41 @@ def test_the_search_attribute_service_sets_up_a_new_namespace(tmp_path: Path) ->
         assert asyncio.run(missing()) == []
     finally:
         server.stop()
+
+
+def test_the_api_with_the_compose_environment_passes_its_healthcheck(
+    worker_env: dict[str, str],
+    dev_env: WorkflowEnvironment,
+    compose_sim: RunningSimulator,
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    service = services()["api"]
+    env = _on_this_machine(
+        environment(service, {**operator_env(), "API_KEYS": "sk-compose-client"}),
+        service,
+        temporal=_temporal_target(dev_env),
+        simulator_root=compose_sim.root_url,
+        postgres_url=postgres_url,  # the catalogue the worker_env fixture migrated
+        root=tmp_path,
+    )
+    command = service["command"]
+    assert command[:3] == ["python", "-m", "api"]
+    published = command[command.index("--port") + 1]
+    port = free_port()
+    api, root_url = start_api(_process_env(env), port=port, log_path=tmp_path / "api.log")
+    try:
+        test = service["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "python"]
+        script = [arg.replace(f":{published}/", f":{port}/") for arg in test[2:]]
+        healthy = subprocess.run(
+            [sys.executable, *script], env=_process_env(env), capture_output=True, text=True, timeout=30
+        )
+        listed = httpx.get(
+            f"{root_url}/v1/videos", headers={"Authorization": "Bearer sk-compose-client"}, timeout=30
+        )
+    finally:
+        stop(api)
+
+    assert healthy.returncode == 0, healthy.stderr + (tmp_path / "api.log").read_text()
+    assert listed.status_code == 200 and listed.json()["object"] == "list"

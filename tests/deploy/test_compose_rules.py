@@ -1,7 +1,8 @@
 """The compose stack's rules, checked on docker-compose.yml itself (no Docker engine needed).
 
 Issue 13: pinned images, no ``auto-setup``, ports on 127.0.0.1 only, no secret in the file, every
-service the docs name exists, a worker that restarts and reports readiness, a keyless default.
+service the docs name exists, a worker that restarts and reports readiness, a keyless default, and
+the catalogue migrated by a one-shot before the worker and the API start.
 """
 
 from __future__ import annotations
@@ -243,6 +244,20 @@ def test_depends_on_names_existing_services_with_valid_conditions() -> None:
                 assert target.get("restart", "no") not in ("always", "unless-stopped"), (
                     f"{name} waits for {dependency} to exit, but {dependency} is restarted forever"
                 )
+
+
+def test_a_one_shot_migrates_the_catalogue_before_the_worker_and_the_api_start() -> None:
+    defined = services()
+    migrate, worker = defined["migrate"], defined["worker"]
+    env = operator_env()
+
+    assert migrate["command"] == ["python", "-m", "sora_temporal.schema", "upgrade"]
+    assert migrate.get("build") == worker["build"] and "image" not in migrate, "not the worker's image"
+    assert environment(migrate, env)["DATABASE_URL"] == environment(worker, env)["DATABASE_URL"]
+    assert _depends_on(migrate).get("postgres") == "service_healthy"
+    assert "migrate" not in _depends_on(migrate)
+    for name in ("worker", "api"):
+        assert _depends_on(defined[name]).get("migrate") == ONE_SHOT, f"{name} may start on an old schema"
 
 
 def test_temporal_runs_on_postgres_with_a_schema_set_up_by_the_admin_tools() -> None:

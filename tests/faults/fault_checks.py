@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,8 +24,19 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from simulator.blob.testing import RunningBlobEmulator
 from simulator.testing import RunningSimulator
 from sora_temporal.db import VideoCatalog
-from sora_temporal.storage.base import safe_segment
+from sora_temporal.storage.base import object_pathname, unique_name
 from sora_temporal.types import JobStatus, VideoResult
+from support import job_result
+
+# What Temporal's own status must say for each terminal job status: the Web UI tells the truth.
+TEMPORAL_STATUS = {
+    JobStatus.COMPLETED: WorkflowExecutionStatus.COMPLETED,
+    JobStatus.COMPLETED_LATE: WorkflowExecutionStatus.COMPLETED,
+    JobStatus.FAILED: WorkflowExecutionStatus.FAILED,
+    JobStatus.TIMED_OUT: WorkflowExecutionStatus.FAILED,
+    JobStatus.REJECTED_BUDGET: WorkflowExecutionStatus.FAILED,
+    JobStatus.CANCELLED: WorkflowExecutionStatus.CANCELED,
+}
 
 VARIANTS = {"video": "mp4", "thumbnail": "thumbnail.webp", "spritesheet": "spritesheet.jpg"}
 
@@ -98,7 +110,7 @@ async def results(
 ) -> dict[str, VideoResult]:
     """Every workflow's result, all within one bounded wait."""
     async with asyncio.timeout(timeout):
-        done = await asyncio.gather(*(h.result() for h in handles.values()))
+        done = await asyncio.gather(*(job_result(h) for h in handles.values()))
     return dict(zip(handles, done, strict=True))
 
 
@@ -131,12 +143,28 @@ class ActivityRun:
 
 
 async def activity_runs(handle: WorkflowHandle[Any, Any]) -> list[ActivityRun]:
-    """Activities of the workflow's first run, in order (started = the last attempt's start)."""
+    """Activities of the workflow's first run, in order (started = the last attempt's start).
+
+    Local activities (the status checks and saves) count too, from their markers, on the server's
+    clock: scheduled is when the workflow task that ran the first attempt started, and "started"
+    is when the marker was written, just after the last attempt ended.
+    """
     scheduled: dict[int, tuple[str, float]] = {}
     started: dict[int, tuple[float, int]] = {}
+    task_started: float | None = None  # the first workflow task since the last other command
     async for event in handle.fetch_history_events():
         at = event.event_time.ToDatetime().timestamp()
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = task_started if task_started is not None else at
+        elif event.event_type not in _TASK_OR_MARKER:
+            task_started = None
+        if event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED:
+            local = _local_activity(event.marker_recorded_event_attributes)
+            if local is not None:
+                name, attempt = local
+                scheduled[event.event_id] = (name, task_started if task_started is not None else at)
+                started[event.event_id] = (at, attempt)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             name = event.activity_task_scheduled_event_attributes.activity_type.name
             scheduled[event.event_id] = (name, at)
         elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
@@ -147,6 +175,22 @@ async def activity_runs(handle: WorkflowHandle[Any, Any]) -> list[ActivityRun]:
         start, attempt = started.get(event_id, (None, 0))
         runs.append(ActivityRun(name, at, start, attempt))
     return runs
+
+
+_TASK_OR_MARKER = (
+    EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+    EventType.EVENT_TYPE_MARKER_RECORDED,
+)
+
+
+def _local_activity(marker: Any) -> tuple[str, int] | None:
+    """``(activity type, attempt)`` of a local activity's marker; ``None`` for other markers."""
+    if marker.marker_name != "core_local_activity" or "data" not in marker.details:
+        return None
+    data = json.loads(marker.details["data"].payloads[0].data)
+    return str(data["activity_type"]), int(data["attempt"])
 
 
 async def runs_of(handle: WorkflowHandle[Any, Any], name: str) -> list[ActivityRun]:
@@ -210,7 +254,7 @@ def leftovers(download_dir: Path, storage: StorageView, workflow_ids: Iterable[s
     """What should not exist once every workflow finished: any download, any partial object, and any
     object outside the ``videos/<workflow id>/`` folders of ``workflow_ids``."""
     downloads = [str(p) for p in download_dir.rglob("*") if p.is_file()] if download_dir.exists() else []
-    prefixes = tuple(f"videos/{safe_segment(wid)}/" for wid in workflow_ids)
+    prefixes = tuple(f"videos/{unique_name(wid)}/" for wid in workflow_ids)
     strays = [name for name in storage.objects() if not name.startswith(prefixes)]
     return downloads + storage.partials() + strays
 
@@ -241,9 +285,11 @@ async def verify(
     storage: StorageView,
     error_code: str | None = None,
     creates: int = 1,
+    absent: tuple[str, ...] = (),
 ) -> Verdict:
     """Check one finished case against every promise, record it in the ledger, and return it.
 
+    ``absent`` names variants a completed job must *not* have stored (a wrong thumbnail is dropped).
     ``problems`` lists each broken promise; callers assert it is empty.
     """
     problems: list[str] = []
@@ -255,9 +301,11 @@ async def verify(
     if error_code is not None and result.error_code != error_code:
         problems.append(f"error code {result.error_code!r} ({result.error_message}), expected {error_code!r}")
     described = await handle.describe()
-    if described.status is not WorkflowExecutionStatus.COMPLETED:
-        lost = True
-        problems.append(f"workflow execution is {described.status}")
+    expected_execution = TEMPORAL_STATUS.get(result.status)
+    if described.status is not expected_execution:
+        if described.status in (WorkflowExecutionStatus.RUNNING, WorkflowExecutionStatus.TERMINATED, None):
+            lost = True
+        problems.append(f"workflow execution is {described.status}, expected {expected_execution}")
 
     row = catalog.get(handle.id)
     if row is None:
@@ -284,12 +332,14 @@ async def verify(
     if result.video_id is not None and result.video_id not in {job["id"] for job in jobs}:
         problems.append(f"the recorded video {result.video_id} is not a job of this prompt")
 
-    prefix = f"videos/{safe_segment(handle.id)}/"
+    prefix = f"videos/{unique_name(handle.id)}/"
     mine = {name: f for name, f in storage.objects().items() if name.startswith(prefix)}
     expected: set[str] = set()
     if result.status is JobStatus.COMPLETED and result.video_id and row is not None:
         for variant, suffix in VARIANTS.items():
-            name = f"{prefix}{safe_segment(f'{result.video_id}.{suffix}')}"
+            if variant in absent:
+                continue
+            name = object_pathname("videos", handle.id, result.video_id, suffix)
             expected.add(name)
             body = served(sim, result.video_id, variant)
             got = mine.get(name)
@@ -297,7 +347,7 @@ async def verify(
                 problems.append(f"{name} is missing")
             elif got != StoredFile(len(body), hashlib.sha256(body).hexdigest()):
                 problems.append(f"{name} differs from what Sora served ({got.size} bytes)")
-        video = mine.get(f"{prefix}{safe_segment(f'{result.video_id}.mp4')}")
+        video = mine.get(object_pathname("videos", handle.id, result.video_id, "mp4"))
         if video is not None and (video.sha256, video.size) != (row.sha256, row.byte_size):
             problems.append("the stored MP4 does not match the sha256 and size recorded in the row")
     orphans = sorted(set(mine) - expected)

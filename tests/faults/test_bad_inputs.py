@@ -8,12 +8,13 @@ the workflow refuses everything in its submit activity (a ``failed`` row with ``
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,8 @@ from devtools.devstack import ROOT, free_port
 from fault_checks import LocalView, Verdict, no_open_workflows, results, verify
 from simulator.testing import RunningSimulator
 from sora_temporal.images import MAX_PIXELS
-from sora_temporal.types import JobStatus, VideoRequest, VideoResult
+from sora_temporal.references import fit_local_file, hand_over
+from sora_temporal.types import JobStatus, ReferenceImageInput, VideoRequest, VideoResult
 from starter import EXIT_BAD_INPUT, StarterError, start_video
 from support import Deployment
 
@@ -46,6 +48,7 @@ class Bad:
     says: str
     image: str | None = None  # a file made in ``images`` (or a URL) used as the reference image
     in_cli: bool = True
+    workflow_says: str | None = None  # when the workflow words it differently (it never sees paths)
 
 
 BAD = [
@@ -56,7 +59,14 @@ BAD = [
     Bad("unsupported size", {"size": "640x480"}, INVALID_REQUEST, "size '640x480' is not supported"),
     Bad("malformed size", {"size": "huge"}, INVALID_REQUEST, "size must look like 1280x720"),
     Bad("unsupported seconds", {"seconds": 5}, INVALID_REQUEST, "seconds 5 is not supported"),
-    Bad("missing image", {}, INVALID_IMAGE, "does not exist", image="missing.png"),
+    Bad(
+        "missing image",
+        {},
+        INVALID_IMAGE,
+        "does not exist",
+        image="missing.png",
+        workflow_says="never opens a path named in a workflow input",
+    ),
     Bad("not an image", {}, INVALID_IMAGE, "is not an image", image="notes.png"),
     Bad("corrupt image", {}, INVALID_IMAGE, "corrupt or truncated", image="corrupt.png"),
     Bad("decompression bomb", {}, INVALID_IMAGE, "decompression bomb", image="bomb.png"),
@@ -89,7 +99,17 @@ def _request(bad: Bad, images: dict[str, str]) -> VideoRequest:
     fields: dict[str, Any] = {"prompt": f"a bad input: {bad.name}", **bad.fields}
     if bad.image:
         fields["reference_image"] = images[bad.image]
-    return VideoRequest(poll_interval_seconds=0.3, **fields)
+    return VideoRequest(poll_interval_seconds=1, **fields)
+
+
+def _workflow_request(bad: Bad, images: dict[str, str]) -> VideoRequest:
+    """What a caller that bypasses the starter sends: a file's bytes inline (a path is refused as such)."""
+    request = _request(bad, images)
+    path = Path(images[bad.image]) if bad.image and bad.image != "URL" else None
+    if path is None or not path.is_file():
+        return request
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return replace(request, reference_image=None, reference=ReferenceImageInput(jpeg_base64=data))
 
 
 # --- the starter command line -------------------------------------------------------------------
@@ -149,6 +169,39 @@ def test_the_starter_refuses_bad_input_with_exit_code_2_and_says_why(
     assert bad.says in outcome.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("http://images.example/reference.jpg", "only https URLs are fetched"),
+        ("https://127.0.0.1:8443/reference.jpg", "loopback"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+    ],
+    ids=["plain http", "loopback", "metadata address"],
+)
+async def test_the_starter_refuses_an_image_url_the_worker_would_refuse_with_exit_code_2(
+    url: str, says: str
+) -> None:
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
+    env.pop("ALLOW_PRIVATE_URLS", None)
+    args = [
+        sys.executable,
+        str(ROOT / "starter.py"),
+        "generate",
+        "a refused URL",
+        "--image",
+        url,
+        "--no-wait",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *args, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        _, stderr = await process.communicate()
+
+    assert process.returncode == EXIT_BAD_INPUT, stderr.decode()
+    assert says in stderr.decode()
+
+
 # --- the workflow ---------------------------------------------------------------------------------
 
 
@@ -172,7 +225,9 @@ async def refusals(
     d = spawn(module_dir / "refusals", module_sim, REFERENCE_IMAGE_TIMEOUT_SECONDS="2")
     d.start_worker()
     handles = {
-        bad.name: await start_video(dev_env.client, d.settings, _request(bad, images), f"bad-{uuid.uuid4()}")
+        bad.name: await start_video(
+            dev_env.client, d.settings, _workflow_request(bad, images), f"bad-{uuid.uuid4()}"
+        )
         for bad in BAD
     }
     done = await results(handles, timeout=60)
@@ -201,7 +256,7 @@ def test_the_workflow_refuses_bad_input_with_a_failed_row_that_says_why(refusals
     result = refusals.results[bad.name]
 
     assert refusals.verdicts[bad.name].problems == []
-    assert bad.says in (result.error_message or "")
+    assert (bad.workflow_says or bad.says) in (result.error_message or "")
     assert result.remote_may_be_running is False
 
 
@@ -213,7 +268,7 @@ async def test_a_workflow_id_that_exists_is_refused_clearly_and_pays_nothing_twi
     deployment: Deployment, dev_env: WorkflowEnvironment, sim: RunningSimulator
 ) -> None:
     workflow_id = f"twice-{uuid.uuid4()}"
-    request = VideoRequest(prompt="started twice: a kettle boils", poll_interval_seconds=0.3)
+    request = VideoRequest(prompt="started twice: a kettle boils", poll_interval_seconds=1)
     first = await start_video(dev_env.client, deployment.settings, request, workflow_id)
     await first.result()
 
@@ -258,8 +313,11 @@ async def test_awkward_images_are_converted_and_reach_sora_at_exactly_the_reques
             VideoRequest(
                 prompt=f"an awkward image: {name}",
                 size="720x1280",
-                reference_image=str(path),
-                poll_interval_seconds=0.3,
+                # Handed over as the starter does: read and fitted here, the bytes in the input.
+                reference=await hand_over(
+                    fit_local_file(str(path), "720x1280", max_bytes=10_000_000), storage=None
+                ),
+                poll_interval_seconds=1,
             ),
             f"awkward-{uuid.uuid4()}",
         )

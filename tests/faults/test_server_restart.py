@@ -57,7 +57,7 @@ async def test_jobs_waiting_between_polls_finish_after_the_server_restarts(
         prompt: await start_video(
             client,
             d.settings,
-            VideoRequest(prompt=prompt, poll_interval_seconds=0.5),
+            VideoRequest(prompt=prompt, poll_interval_seconds=1),
             f"restart-{uuid.uuid4()}",
         )
         for prompt in PROMPTS

@@ -38,7 +38,7 @@ from fault_checks import (
 )
 from simulator.blob.testing import RunningBlobEmulator, start_blob_emulator
 from simulator.testing import RunningSimulator
-from sora_temporal.storage.base import safe_segment
+from sora_temporal.storage.base import unique_name
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult
 from starter import start_video
 from support import Deployment
@@ -93,7 +93,7 @@ async def kill_run(
         phase: await start_video(
             dev_env.client,
             d.settings,
-            VideoRequest(prompt=prompt, poll_interval_seconds=0.3),
+            VideoRequest(prompt=prompt, poll_interval_seconds=1),
             f"kill-{phase}-{uuid.uuid4().hex[:8]}",
         )
         for phase, prompt in PROMPTS.items()
@@ -104,10 +104,10 @@ async def kill_run(
         return state.polls >= 1
 
     def partial_download(handle: WorkflowHandle[Any, VideoResult]) -> bool:
-        return any((downloads / safe_segment(handle.id)).glob("*.mp4.part"))
+        return any((downloads / unique_name(handle.id)).glob("*.mp4.part"))
 
     def mp4_stored(handle: WorkflowHandle[Any, VideoResult]) -> bool:
-        prefix = f"videos/{safe_segment(handle.id)}/"
+        prefix = f"videos/{unique_name(handle.id)}/"
         return any(o.pathname.startswith(prefix) and o.pathname.endswith(".mp4") for o in blob.objects())
 
     await asyncio.gather(
@@ -200,7 +200,7 @@ async def test_a_worker_killed_the_moment_a_save_lands_loses_nothing(
     handle = await start_video(
         dev_env.client,
         d.settings,
-        VideoRequest(prompt=prompt, poll_interval_seconds=0.3),
+        VideoRequest(prompt=prompt, poll_interval_seconds=1),
         f"save-{uuid.uuid4()}",
     )
 

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from sora_temporal.errors import ReferenceImageError
-from sora_temporal.images import MAX_PIXELS, fetch_reference, fit_reference
+from sora_temporal.images import MAX_PIXELS, fetch_reference, fit_reference, read_local_reference
+from sora_temporal.netguard import UrlPolicy
 
 
 def _encode(image: Image.Image, fmt: str, **options: object) -> bytes:
@@ -100,19 +101,35 @@ def test_a_decompression_bomb_is_refused_without_decoding_it() -> None:
         fit_reference(bomb, 1280, 720)
 
 
-async def test_a_missing_file_is_refused_by_name(tmp_path: Path) -> None:
+def test_a_missing_file_is_refused_by_name(tmp_path: Path) -> None:
     with pytest.raises(ReferenceImageError, match="does not exist"):
-        await fetch_reference(str(tmp_path / "nope.png"), max_bytes=1000, timeout=1)
+        read_local_reference(str(tmp_path / "nope.png"), 1000)
 
 
-async def test_a_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+def test_a_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "big.png"
     path.write_bytes(b"x" * 2000)
 
     with pytest.raises(ReferenceImageError, match="limit"):
-        await fetch_reference(str(path), max_bytes=1000, timeout=1)
+        read_local_reference(str(path), 1000)
+
+
+def test_a_file_that_claims_to_be_empty_is_read_no_further_than_the_limit() -> None:
+    # /proc files report a size of 0 whatever they hold: the limit counts bytes read, not st_size.
+    with pytest.raises(ReferenceImageError, match="limit"):
+        read_local_reference("/proc/self/maps", 16)
+
+
+async def test_the_worker_side_fetch_never_opens_a_local_path(tmp_path: Path) -> None:
+    path = tmp_path / "secret.png"
+    path.write_bytes(_encode(Image.new("RGB", (64, 64)), "PNG"))
+
+    with pytest.raises(ReferenceImageError, match="only http"):
+        await fetch_reference(str(path), max_bytes=10_000, timeout=1)
 
 
 async def test_an_unreachable_url_is_refused_quickly() -> None:
     with pytest.raises(ReferenceImageError, match="unreachable"):
-        await fetch_reference("http://127.0.0.1:9/ref.png", max_bytes=1000, timeout=2)
+        await fetch_reference(
+            "http://127.0.0.1:9/ref.png", max_bytes=1000, timeout=2, policy=UrlPolicy(allow_private=True)
+        )

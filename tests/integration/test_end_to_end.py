@@ -23,7 +23,7 @@ from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal import search_attributes as sa
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult
 from starter import start_video
-from support import Deployment
+from support import Deployment, job_result
 from workflows.video import VideoGenerationWorkflow
 
 pytestmark = pytest.mark.integration
@@ -43,9 +43,9 @@ async def test_a_video_is_stored_byte_identical_with_a_correct_row(
 ) -> None:
     d = deploy(database_url)
     d.start_worker()
-    handle = await _start(dev_env.client, d, "a paper boat in the rain", poll_interval_seconds=0.5)
+    handle = await _start(dev_env.client, d, "a paper boat in the rain", poll_interval_seconds=1)
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     served = httpx.get(
@@ -70,8 +70,8 @@ async def test_a_video_is_stored_byte_identical_with_a_correct_row(
 async def test_search_attributes_follow_the_job_on_the_dev_server(
     deployment: Deployment, dev_env: WorkflowEnvironment
 ) -> None:
-    handle = await _start(dev_env.client, deployment, "a kite over dunes", poll_interval_seconds=0.5)
-    result = await handle.result()
+    handle = await _start(dev_env.client, deployment, "a kite over dunes", poll_interval_seconds=1)
+    result = await job_result(handle)
 
     described = await handle.describe()
 
@@ -106,7 +106,7 @@ async def test_a_worker_killed_between_polls_is_replaced_and_one_job_is_paid(
     worker.wait()
 
     deployment.start_worker()
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     assert sim.creates("a glacier calving") == 1
@@ -117,8 +117,8 @@ async def test_a_lost_create_response_is_adopted_not_paid_twice(
 ) -> None:
     sim.add_fault("create", "lose_response", count=1)
 
-    handle = await _start(dev_env.client, deployment, "a hummingbird at a feeder", poll_interval_seconds=0.5)
-    result = await handle.result()
+    handle = await _start(dev_env.client, deployment, "a hummingbird at a feeder", poll_interval_seconds=1)
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     assert sim.creates("a hummingbird at a feeder") == 1
@@ -129,7 +129,7 @@ async def test_a_lost_create_response_is_adopted_not_paid_twice(
 async def test_the_api_key_appears_nowhere_in_the_history(
     deployment: Deployment, dev_env: WorkflowEnvironment, sim: RunningSimulator
 ) -> None:
-    handle = await _start(dev_env.client, deployment, "a quiet harbour", poll_interval_seconds=0.5)
+    handle = await _start(dev_env.client, deployment, "a quiet harbour", poll_interval_seconds=1)
     await handle.result()
 
     history = await handle.fetch_history()
@@ -202,11 +202,11 @@ async def test_a_gateway_job_completes_through_its_download_url_without_thumbnai
             model="gemini/veo-3.1-generate-preview",
             size="1920x1080",
             seconds=5,
-            poll_interval_seconds=0.3,
+            poll_interval_seconds=1,
         )
 
         handle = await start_video(dev_env.client, d.settings, request, f"gw-{uuid.uuid4()}")
-        result = await handle.result()
+        result = await job_result(handle)
 
         assert result.status is JobStatus.COMPLETED
         assert (

@@ -16,7 +16,7 @@ from simulator.blob.testing import RunningBlobEmulator, start_blob_emulator
 from simulator.testing import RunningSimulator
 from sora_temporal.types import JobStatus, VideoRequest
 from starter import start_video
-from support import Deployment
+from support import Deployment, job_result
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +56,11 @@ async def test_video_thumbnail_and_spritesheet_land_in_blob_with_their_urls_save
     handle = await start_video(
         dev_env.client,
         blob_deployment.settings,
-        VideoRequest(prompt="a lantern festival", poll_interval_seconds=0.3),
+        VideoRequest(prompt="a lantern festival", poll_interval_seconds=1),
         workflow_id,
     )
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     assert result.video_id
@@ -92,11 +92,11 @@ async def test_a_store_answering_503_for_a_while_completes_once_it_recovers(
     handle = await start_video(
         dev_env.client,
         blob_deployment.settings,
-        VideoRequest(prompt="a storm over the harbour", poll_interval_seconds=0.3),
+        VideoRequest(prompt="a storm over the harbour", poll_interval_seconds=1),
         workflow_id,
     )
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     pathnames = [o.pathname for o in blob.objects()]
@@ -139,11 +139,11 @@ async def test_a_bad_blob_token_fails_the_job_with_a_clear_error(
     handle = await start_video(
         dev_env.client,
         d.settings,
-        VideoRequest(prompt="a closed door", poll_interval_seconds=0.3),
+        VideoRequest(prompt="a closed door", poll_interval_seconds=1),
         workflow_id,
     )
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.FAILED
     assert result.error_code == "storage_error"

@@ -24,8 +24,9 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from sora_temporal.references import fit_local_file, hand_over
 from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult, VideoWorkflowInput
-from support import Stack, in_process_workers
+from support import Stack, in_process_workers, job_result
 from workflows.video import VideoGenerationWorkflow
 
 Runner = Callable[..., Awaitable[WorkflowHandle[Any, VideoResult]]]
@@ -54,15 +55,26 @@ async def start(
 
 async def _scheduled_times(client: Client, handle: WorkflowHandle[Any, Any], activity: str) -> list[float]:
     times = []
+    task_started = 0.0
     async for event in client.get_workflow_handle(
         handle.id, run_id=handle.first_execution_run_id
     ).fetch_history_events():
+        at = event.event_time.ToDatetime().timestamp()
         attributes = event.activity_task_scheduled_event_attributes
-        if (
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            task_started = at
+        elif (
             event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
             and attributes.activity_type.name == activity
         ):
-            times.append(event.event_time.ToDatetime().timestamp())
+            times.append(at)
+        elif (
+            event.event_type == EventType.EVENT_TYPE_MARKER_RECORDED
+            and activity.encode() in event.marker_recorded_event_attributes.SerializeToString()
+        ):
+            # A local activity's marker (its details name the activity) is written when it returned;
+            # it started with the workflow task that ran it.
+            times.append(task_started)
     return times
 
 
@@ -79,7 +91,7 @@ async def _wait_until_polling(handle: WorkflowHandle[Any, VideoResult]) -> JobPr
 async def test_a_prompt_becomes_a_stored_video_with_a_completed_row(start: Runner, stack: Stack) -> None:
     handle = await start("a red fox in fresh snow")
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     assert result.urls.video_url and result.urls.thumbnail_url and result.urls.spritesheet_url
@@ -102,7 +114,7 @@ async def test_status_checks_are_spaced_by_the_poll_interval(
 ) -> None:
     handle = await start("a slow sunrise [sim:duration=100]", poll_interval_seconds=5, deadline_seconds=3600)
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     times = await _scheduled_times(time_skipping_env.client, handle, "check_video_status")
@@ -114,7 +126,7 @@ async def test_status_checks_are_spaced_by_the_poll_interval(
 async def test_a_job_that_never_finishes_times_out_at_the_deadline(start: Runner, stack: Stack) -> None:
     handle = await start("a clock with no hands [sim:never]", poll_interval_seconds=5, deadline_seconds=60)
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.TIMED_OUT
     assert result.remote_may_be_running is True
@@ -129,7 +141,7 @@ async def test_a_job_that_never_finishes_times_out_at_the_deadline(start: Runner
 async def test_a_failed_sora_job_records_its_code_and_message(start: Runner, stack: Stack) -> None:
     handle = await start("something forbidden [sim:fail:moderation_blocked]")
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.FAILED
     assert result.error_code == "moderation_blocked"
@@ -145,11 +157,11 @@ async def test_a_failed_sora_job_records_its_code_and_message(start: Runner, sta
 
 
 async def test_a_cancel_signal_ends_the_wait_at_once(start: Runner, stack: Stack) -> None:
-    handle = await start("a very long take [sim:never]", poll_interval_seconds=3600, deadline_seconds=7200)
+    handle = await start("a very long take [sim:never]", poll_interval_seconds=300, deadline_seconds=7200)
     await _wait_until_polling(handle)
 
     await handle.signal(VideoGenerationWorkflow.cancel, "changed my mind")
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.CANCELLED
     assert result.error_message == "changed my mind"
@@ -162,7 +174,7 @@ async def test_a_cancel_signal_ends_the_wait_at_once(start: Runner, stack: Stack
 
 
 async def test_a_temporal_cancellation_is_recorded_as_cancelled(start: Runner, stack: Stack) -> None:
-    handle = await start("a very long take [sim:never]", poll_interval_seconds=3600, deadline_seconds=7200)
+    handle = await start("a very long take [sim:never]", poll_interval_seconds=300, deadline_seconds=7200)
     await _wait_until_polling(handle)
 
     await handle.cancel()
@@ -181,7 +193,7 @@ async def test_continue_as_new_carries_the_job_through_to_completion(
         "an hourglass [sim:duration=100]", poll_interval_seconds=5, deadline_seconds=3600, max_polls_per_run=2
     )
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     assert stack.sim.creates("an hourglass") == 1
@@ -227,7 +239,7 @@ async def test_the_workflow_replays_deterministically(
 async def test_an_invalid_request_fails_before_anything_is_sent(start: Runner, stack: Stack) -> None:
     handle = await start("a cat", size="640x480")
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.FAILED
     assert result.error_code == "invalid_request"
@@ -246,9 +258,11 @@ def _tmp_image(tmp_path: Path) -> Path:
 async def test_a_reference_image_is_fitted_to_the_requested_size(
     start: Runner, stack: Stack, tmp_path: Path
 ) -> None:
-    handle = await start("a meadow", reference_image=str(_tmp_image(tmp_path)))
+    # As the starter hands it over: read and fitted where the user is, the bytes in the input.
+    fitted = fit_local_file(str(_tmp_image(tmp_path)), "1280x720", max_bytes=10_000_000)
+    handle = await start("a meadow", reference=await hand_over(fitted, storage=None))
 
-    result = await handle.result()
+    result = await job_result(handle)
 
     assert result.status is JobStatus.COMPLETED
     (job,) = stack.sim.jobs()
