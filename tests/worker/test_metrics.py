@@ -38,10 +38,10 @@ def _value(samples: dict[str, dict[str, float]], name: str, **labels: str) -> fl
 
 
 async def test_a_scrape_serves_the_services_metrics_and_the_temporal_sdks(
-    deploy: Callable[..., Deployment], sqlite_url: str, dev_env: WorkflowEnvironment
+    deploy: Callable[..., Deployment], database_url: str, dev_env: WorkflowEnvironment
 ) -> None:
     port = free_port()
-    d = deploy(sqlite_url, METRICS_PORT=str(port))
+    d = deploy(database_url, METRICS_PORT=str(port))
     d.start_worker()
     handle = await start_video(
         dev_env.client,
