@@ -24,11 +24,13 @@ from temporalio.worker import Worker
 from activities.video import VideoActivities
 from sora_temporal import housekeeping, logs, metrics, search_attributes
 from sora_temporal.db import VideoCatalog, make_engine
+from sora_temporal.notify import Notifier
 from sora_temporal.schema import SchemaProblem, ensure_current
 from sora_temporal.settings import Settings, StorageBackend, WorkerTuning
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.factory import build_storage
 from sora_temporal.storage.vercel import HttpxClientFactory
+from workflows.notify import NotifyApplicationWorkflow
 from workflows.video import VideoGenerationWorkflow
 
 log = logging.getLogger("sora_temporal.worker")
@@ -63,7 +65,7 @@ def create_workers(
     shared = Worker(
         client,
         task_queue=task_queue,
-        workflows=[VideoGenerationWorkflow],
+        workflows=[VideoGenerationWorkflow, NotifyApplicationWorkflow],
         activities=activities.all(),
         activity_executor=executor,
         graceful_shutdown_timeout=timedelta(seconds=10),
@@ -119,7 +121,11 @@ def build_activities(
     except BaseException:
         engine.dispose()
         raise
-    return VideoActivities(sora=sora, storage=storage, catalog=VideoCatalog(engine), settings=settings)
+    outbound = settings.outbound
+    notifier = Notifier(outbound.url, outbound.secret) if outbound.url and outbound.secret else None
+    return VideoActivities(
+        sora=sora, storage=storage, catalog=VideoCatalog(engine), settings=settings, notifier=notifier
+    )
 
 
 async def main(*, blob_http_client_factory: HttpxClientFactory | None = None) -> None:
@@ -187,10 +193,12 @@ async def _run_workers(settings: Settings, activities: VideoActivities, runtime:
         )
         runs = [asyncio.create_task(w.run()) for w in workers]
         log.info(
-            "worker ready: task queue %s, host queue %s, storage %s",
+            "worker ready: task queue %s, host queue %s, storage %s, webhooks to the application %s",
             settings.task_queue,
             settings.host_task_queue,
             activities.storage.name,
+            # Never the URL: it may carry a token.
+            "on" if activities.notifier else "off",
         )
         print(f"worker ready on task queue {settings.task_queue}", flush=True)
         stopped = asyncio.create_task(stop.wait())

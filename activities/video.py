@@ -37,10 +37,12 @@ from sora_temporal.errors import (
     NotAnMp4,
     TruncatedDownload,
     UnsafePath,
+    WebhooksNotConfigured,
     WrongMedia,
     application_errors,
 )
 from sora_temporal.logs import video_context
+from sora_temporal.notify import Notifier
 from sora_temporal.pricing import Estimate
 from sora_temporal.references import receive
 from sora_temporal.settings import Settings
@@ -49,6 +51,7 @@ from sora_temporal.sora.errors import SoraError, SoraNotFound, SoraResponseTooLa
 from sora_temporal.sora.models import Video
 from sora_temporal.storage.base import Storage, object_pathname, unique_name
 from sora_temporal.types import (
+    ApplicationEvent,
     CheckStatusInput,
     CheckStatusOutput,
     CleanupInput,
@@ -95,12 +98,15 @@ class VideoActivities:
         storage: Where finished files go.
         catalog: The ``videos`` table.
         settings: Paths, limits and this worker's host task queue.
+        notifier: Sends webhooks to the application (holds their URL and secret); ``None`` when
+            ``OUTBOUND_WEBHOOK_URL`` is not set.
     """
 
     sora: SoraClient
     storage: Storage
     catalog: VideoCatalog
     settings: Settings
+    notifier: Notifier | None = None
 
     # --- submit -------------------------------------------------------------------------------
 
@@ -458,9 +464,28 @@ class VideoActivities:
                 pass  # already gone
             return DeleteRemoteOutput(remote_may_be_running=False)
 
+    # --- notify -------------------------------------------------------------------------------
+
+    @activity.defn(name="notify_application")
+    async def notify(self, event: ApplicationEvent) -> None:
+        """Deliver one signed webhook to the application (one attempt; Temporal retries).
+
+        Raises:
+            ApplicationError: The receiver refused it or could not be reached (retried unless it
+                answered 410 Gone), or this worker has no webhook settings (retried).
+        """
+        with application_errors(f"notify the application of {event.type.value}"):
+            if self.notifier is None:
+                raise WebhooksNotConfigured(
+                    "a job asks to notify the application, but this worker has no OUTBOUND_WEBHOOK_URL "
+                    "and OUTBOUND_WEBHOOK_SECRET; set them as on the api process"
+                )
+            status = await self.notifier.send(event)
+            log.info("delivered %s for %s (HTTP %d)", event.type.value, event.video_id, status)
+
     def all(self) -> list[Callable[..., Any]]:
         """Activities for the shared task queue."""
-        return [self.submit, self.check_status, self.download, self.save, self.delete_remote]
+        return [self.submit, self.check_status, self.download, self.save, self.delete_remote, self.notify]
 
     def host_bound(self) -> list[Callable[..., Any]]:
         """Activities that must run where the downloaded files are."""
@@ -474,7 +499,11 @@ class VideoActivities:
             try:
                 await self.storage.aclose()
             finally:
-                self.catalog.close()
+                try:
+                    if self.notifier is not None:
+                        await self.notifier.aclose()
+                finally:
+                    self.catalog.close()
 
 
 def _matches(video: Video, prompt: str, model: str, size: str, seconds: int) -> bool:

@@ -74,8 +74,6 @@ def create_app(
                 store_backend = build_storage(product.storage)
                 owned.push_async_callback(store_backend.aclose)
             jobs = await Jobs.connect(temporal, task_queue=product.task_queue)
-            if product.api.outbound_webhook_url:
-                log.warning("OUTBOUND_WEBHOOK_URL is set, but outbound webhooks are not delivered yet")
             app.state.services = Services(product, keys, store, jobs, store_backend)
             yield
 

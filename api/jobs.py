@@ -91,7 +91,13 @@ class Jobs:
         return cls(client, task_queue=task_queue, search_attributes=not missing)
 
     async def start(
-        self, workflow_id: str, request: VideoRequest, *, label: str, budget_account: str | None = None
+        self,
+        workflow_id: str,
+        request: VideoRequest,
+        *,
+        label: str,
+        budget_account: str | None = None,
+        notify_as: str | None = None,
     ) -> None:
         """Start the job's workflow; starting one that already exists (a replay) does nothing.
 
@@ -104,6 +110,7 @@ class Jobs:
             label: How the request's reference image is described in the Web UI (never a URL, which
                 may carry credentials).
             budget_account: Whose daily budget the job also counts against (:func:`budget_account`).
+            notify_as: The job's public id, when the application is to get a webhook as it ends.
         """
         attributes = None
         if self.search_attributes:
@@ -118,7 +125,7 @@ class Jobs:
         try:
             await self.client.start_workflow(
                 VideoGenerationWorkflow.run,
-                VideoWorkflowInput(request=request, budget_account=budget_account),
+                VideoWorkflowInput(request=request, budget_account=budget_account, notify_as=notify_as),
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -156,6 +156,8 @@ async def create_video(request: Request, svc: Svc) -> JSONResponse:
             label=prepared.label if prepared else "none",
             # The key's own daily budget (API_KEY_BUDGET_USD_PER_DAY): named by the owner hash, never the key.
             budget_account=budget_account(job.owner),
+            # OUTBOUND_WEBHOOK_URL: the job tells the application how it ended (the worker signs and sends).
+            notify_as=job.id if svc.settings.outbound.enabled else None,
         )
     except Exception as err:
         started = await svc.jobs.exists(job.workflow_id)

@@ -59,6 +59,8 @@ class ErrorType(StrEnum):
     BUDGET_EXCEEDED = "BudgetExceeded"
     SAVE_FAILED = "SaveFailed"
     """Raised by the workflow itself: the catalogue refused its final state (see its message)."""
+    WEBHOOK_REFUSED = "WebhookRefused"
+    WEBHOOKS_NOT_CONFIGURED = "WebhooksNotConfigured"
 
 
 # --- the project's own failures -------------------------------------------------------------------
@@ -130,6 +132,19 @@ class UnsafePath(Exception):
 
 class ClaimedElsewhere(Exception):
     """The job this submit created is already owned by another workflow, and no other job is ours."""
+
+
+class WebhookRefused(Exception):
+    """The application's webhook endpoint did not accept an event (it answered ``status_code``)."""
+
+    def __init__(self, status_code: int, retry_after: float | None = None) -> None:
+        super().__init__(f"the application's webhook endpoint answered HTTP {status_code}")
+        self.status_code = status_code
+        self.retry_after = retry_after
+
+
+class WebhooksNotConfigured(Exception):
+    """A job asks for a webhook, but this worker has no ``OUTBOUND_WEBHOOK_URL`` / secret."""
 
 
 # --- the map -------------------------------------------------------------------------------------
@@ -269,6 +284,21 @@ def _judge(err: BaseException, operation: str) -> _Verdict:
         # The workflow downloads again, on a live host; retrying here cannot bring the file back.
         return _Verdict(
             ErrorType.DOWNLOADED_FILE_MISSING, "downloaded_file_missing", str(err), retryable=False
+        )
+    if isinstance(err, WebhookRefused):
+        # Standard Webhooks: any non-2xx is retried (with the receiver's Retry-After), except 410
+        # Gone, by which an endpoint says it is removed for good.
+        return _Verdict(
+            ErrorType.WEBHOOK_REFUSED,
+            "webhook_refused",
+            f"{operation} failed: {err}",
+            retryable=err.status_code != 410,
+            retry_after=err.retry_after,
+        )
+    if isinstance(err, WebhooksNotConfigured):
+        # Retried: a worker configured like the api process (or a fixed environment) delivers it.
+        return _Verdict(
+            ErrorType.WEBHOOKS_NOT_CONFIGURED, "webhooks_not_configured", str(err), retryable=True
         )
     if isinstance(err, SoraError):
         name = type(err).__name__

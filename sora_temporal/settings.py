@@ -9,6 +9,8 @@ the ``repr`` of these objects leaves them out.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import socket
 import uuid
@@ -369,6 +371,56 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class OutboundWebhookSettings:
+    """Webhooks to the application when a job started through the API ends.
+
+    The ``api`` process asks each job it starts to notify the application when these are set; the
+    worker signs and delivers the event, so both read them (secrets stay in their environment,
+    never in a workflow's input or history).
+
+    Attributes:
+        url: Where ``video.completed`` / ``video.failed`` events are POSTed (``OUTBOUND_WEBHOOK_URL``);
+            ``None``: no webhooks. Never shown by ``repr`` (a URL may carry a token).
+        secret: The Standard Webhooks ``whsec_<base64>`` secret that signs them
+            (``OUTBOUND_WEBHOOK_SECRET``); never shown by ``repr``.
+    """
+
+    url: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+
+    @property
+    def enabled(self) -> bool:
+        """Whether jobs started through the API notify the application."""
+        return self.url is not None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OutboundWebhookSettings:
+        """Read ``OUTBOUND_WEBHOOK_URL`` and ``OUTBOUND_WEBHOOK_SECRET``.
+
+        Raises:
+            ValueError: The URL is not http(s), or it is set without a usable secret (events are
+                never sent unsigned).
+        """
+        url = (env.get("OUTBOUND_WEBHOOK_URL") or "").strip() or None
+        secret = (env.get("OUTBOUND_WEBHOOK_SECRET") or "").strip() or None
+        if url is None:
+            return cls(secret=secret)
+        if not url.lower().startswith(("http://", "https://")):
+            raise ValueError("OUTBOUND_WEBHOOK_URL must be an http:// or https:// URL")
+        if secret is None:
+            raise ValueError(
+                "OUTBOUND_WEBHOOK_URL is set: OUTBOUND_WEBHOOK_SECRET must be set too (whsec_<base64>)"
+            )
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) < 16:
+            raise ValueError("OUTBOUND_WEBHOOK_SECRET must be whsec_ followed by base64 of at least 16 bytes")
+        return cls(url=url, secret=secret)
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """The ``api`` process (``python -m api``): who may call it, and the jobs it starts.
 
@@ -381,22 +433,16 @@ class ApiSettings:
         poll_interval_seconds: Status-check interval of the jobs the API starts
             (``API_POLL_INTERVAL_SECONDS``).
         deadline_seconds: Deadline of the jobs the API starts (``API_DEADLINE_SECONDS``).
-        outbound_webhook_url: Reserved for outbound webhooks to the application, not delivered yet
-            (``OUTBOUND_WEBHOOK_URL``).
-        outbound_webhook_secret: The ``whsec_…`` secret that will sign them
-            (``OUTBOUND_WEBHOOK_SECRET``); never shown by ``repr``.
     """
 
     keys: tuple[str, ...] = field(default=(), repr=False)
     public_base_url: str = ""
     poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_SECONDS
     deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
-    outbound_webhook_url: str | None = None
-    outbound_webhook_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
-        """Read ``API_KEYS``, ``API_KEYS_FILE``, ``PUBLIC_BASE_URL``, ``API_*_SECONDS`` and ``OUTBOUND_WEBHOOK_*``.
+        """Read ``API_KEYS``, ``API_KEYS_FILE``, ``PUBLIC_BASE_URL`` and ``API_*_SECONDS``.
 
         Raises:
             ValueError: ``API_KEYS_FILE`` cannot be read, or a timing is not a number within the
@@ -414,8 +460,6 @@ class ApiSettings:
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/"),
             poll_interval_seconds=_float(env, "API_POLL_INTERVAL_SECONDS", DEFAULT_POLL_INTERVAL_SECONDS),
             deadline_seconds=_float(env, "API_DEADLINE_SECONDS", DEFAULT_DEADLINE_SECONDS),
-            outbound_webhook_url=(env.get("OUTBOUND_WEBHOOK_URL") or "").strip() or None,
-            outbound_webhook_secret=(env.get("OUTBOUND_WEBHOOK_SECRET") or "").strip() or None,
         )
         try:
             validate_timing(settings.poll_interval_seconds, settings.deadline_seconds)
@@ -464,6 +508,7 @@ class Settings:
         worker: Worker process tuning (``WORKER_*``).
         webhooks: The Videos API's webhooks (``OPENAI_WEBHOOK_SECRET``, ``WEBHOOK_FALLBACK_POLL_SECONDS``).
         api: The ``api`` process: its keys, links and the timing of the jobs it starts (``API_*``).
+        outbound: Webhooks to the application (``OUTBOUND_WEBHOOK_*``), sent by the worker.
         spend: Prices, daily budgets and the salvage watch (``PRICE_TABLE_*``, ``*BUDGET_USD_PER_DAY``,
             ``SALVAGE_*``).
     """
@@ -492,6 +537,7 @@ class Settings:
     worker: WorkerTuning = field(default_factory=WorkerTuning)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    outbound: OutboundWebhookSettings = field(default_factory=OutboundWebhookSettings)
     spend: SpendSettings = field(default_factory=SpendSettings)
 
     @property
@@ -565,6 +611,7 @@ class Settings:
             worker=WorkerTuning.from_env(env),
             webhooks=WebhookSettings.from_env(env),
             api=ApiSettings.from_env(env),
+            outbound=OutboundWebhookSettings.from_env(env),
             spend=SpendSettings.from_env(env),
         )
 

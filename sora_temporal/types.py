@@ -180,11 +180,38 @@ class VideoWorkflowInput:
         budget_account: An opaque name of who pays, for a budget of its own on top of the global one
             (the API passes ``api-key:<owner hash>``; never a key itself). ``None``: only the global
             budget applies.
+        notify_as: The id the application knows the job by (the API's ``video_…`` id): when the
+            job ends, a ``video.completed`` / ``video.failed`` webhook names it. ``None``: no webhook.
     """
 
     request: VideoRequest
     carried: PollState | None = None
     budget_account: str | None = None
+    notify_as: str | None = None
+
+
+class ApplicationEventType(StrEnum):
+    """What an outbound webhook says happened (the Videos API's own event types)."""
+
+    VIDEO_COMPLETED = "video.completed"
+    VIDEO_FAILED = "video.failed"
+
+
+@dataclass(frozen=True)
+class ApplicationEvent:
+    """One webhook to the application; input of the ``notify_application`` activity.
+
+    Attributes:
+        event_id: ``evt_…``, the same for every delivery attempt (the ``webhook-id`` receivers dedupe on).
+        type: What happened.
+        video_id: The job as the application knows it (``data.id``).
+        created_at: When the job ended, in Unix seconds.
+    """
+
+    event_id: str
+    type: ApplicationEventType
+    video_id: str
+    created_at: int
 
 
 @dataclass(frozen=True)

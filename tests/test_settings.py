@@ -11,6 +11,7 @@ from sora_temporal.sora.models import AuthStyle
 
 API_KEY = "sk-proj-secret-value"
 BLOB_TOKEN = "vercel_blob_rw_StoreId123_blobsecret"
+OUTBOUND_SECRET = "whsec_b3V0Ym91bmQtc2lnbmluZy1zZWNyZXQ="
 
 
 def test_an_empty_environment_runs_everything_locally_with_the_documented_defaults() -> None:
@@ -92,7 +93,8 @@ def test_secrets_never_show_in_the_repr() -> None:
             "OPENAI_API_KEY": API_KEY,
             "BLOB_READ_WRITE_TOKEN": BLOB_TOKEN,
             "API_KEYS": "sk-client-one,sk-client-two",
-            "OUTBOUND_WEBHOOK_SECRET": "whsec_b3V0Ym91bmQtc2VjcmV0",
+            "OUTBOUND_WEBHOOK_URL": "https://app.example/hooks",
+            "OUTBOUND_WEBHOOK_SECRET": OUTBOUND_SECRET,
         }
     )
 
@@ -109,7 +111,6 @@ def test_the_api_process_reads_its_variables_through_the_same_object() -> None:
             "PUBLIC_BASE_URL": "https://videos.example/",
             "API_POLL_INTERVAL_SECONDS": "2",
             "API_DEADLINE_SECONDS": "600",
-            "OUTBOUND_WEBHOOK_URL": "https://app.example/hooks",
         }
     ).api
 
@@ -118,7 +119,53 @@ def test_the_api_process_reads_its_variables_through_the_same_object() -> None:
     assert settings.keys == ("sk-a", "sk-b")
     assert settings.public_base_url == "https://videos.example"
     assert (settings.poll_interval_seconds, settings.deadline_seconds) == (2.0, 600.0)
-    assert settings.outbound_webhook_url == "https://app.example/hooks"
+
+
+def test_webhooks_to_the_application_are_off_unless_a_url_is_set() -> None:
+    assert not Settings.from_env({}).outbound.enabled
+
+
+def test_webhooks_to_the_application_take_a_url_and_its_signing_secret() -> None:
+    outbound = Settings.from_env(
+        {
+            "OUTBOUND_WEBHOOK_URL": " https://app.example/hooks?token=t ",
+            "OUTBOUND_WEBHOOK_SECRET": OUTBOUND_SECRET,
+        }
+    ).outbound
+
+    assert outbound.enabled
+    assert (outbound.url, outbound.secret) == ("https://app.example/hooks?token=t", OUTBOUND_SECRET)
+    assert "token=t" not in repr(outbound) and OUTBOUND_SECRET not in repr(outbound)
+
+
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"OUTBOUND_WEBHOOK_URL": "https://app.example/hooks"}, "OUTBOUND_WEBHOOK_SECRET must be set"),
+        (
+            {"OUTBOUND_WEBHOOK_URL": "https://app.example/hooks", "OUTBOUND_WEBHOOK_SECRET": "whsec_!!"},
+            "base64",
+        ),
+        (
+            {
+                "OUTBOUND_WEBHOOK_URL": "https://app.example/hooks",
+                "OUTBOUND_WEBHOOK_SECRET": "whsec_c2hvcnQ=",
+            },
+            "at least 16 bytes",
+        ),
+        (
+            {"OUTBOUND_WEBHOOK_URL": "ftp://app.example/hooks", "OUTBOUND_WEBHOOK_SECRET": OUTBOUND_SECRET},
+            "http",
+        ),
+    ],
+)
+def test_webhooks_to_the_application_are_never_sent_unsigned_or_elsewhere(
+    env: dict[str, str], says: str
+) -> None:
+    with pytest.raises(ValueError, match="OUTBOUND_WEBHOOK") as err:
+        Settings.from_env(env)
+
+    assert says in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -28,13 +28,24 @@ from typing import Any, TypedDict, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, TimeoutError, TimeoutType
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    TimeoutError,
+    TimeoutType,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.video import VideoActivities
     from sora_temporal.errors import ErrorType, error_code, to_application_error
+    from sora_temporal.notify import event_id
     from sora_temporal.search_attributes import SORA_MODEL, SORA_PROGRESS, SORA_STATUS, SORA_VIDEO_ID
     from sora_temporal.types import (
+        ApplicationEvent,
+        ApplicationEventType,
         CheckStatusInput,
         CheckStatusOutput,
         CleanupInput,
@@ -56,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         VideoWorkflowInput,
     )
     from sora_temporal.validation import InvalidVideoRequest, validate_workflow_input
+    from workflows.notify import NotifyApplicationWorkflow
 
 _T = TypeVar("_T")
 
@@ -164,6 +176,9 @@ CLOSE_AS_THE_JOB_ENDED = "close-as-the-job-ended"
 # Clients cancel through Temporal from these patches on; a cancellation arriving during submit waits
 # for it to finish instead of cancelling the create.
 SUBMIT_OUTLIVES_CANCELLATION = "submit-outlives-cancellation"
+# Jobs started with ``notify_as`` (through the API, with OUTBOUND_WEBHOOK_URL set) tell the
+# application how they ended, through a child workflow that outlives this one.
+NOTIFY_APPLICATION = "notify-application"
 # Webhook event ids remembered against duplicate deliveries (the newest ones; carried across
 # continue-as-new). Providers retry an event for hours at most, and a job gets one or two events.
 MAX_SEEN_EVENTS = 64
@@ -222,6 +237,7 @@ class VideoGenerationWorkflow:
         self._seen_events: dict[str, None] = dict.fromkeys(carried.seen_events if carried else ())
         self._event_pending = False
         self._budget_account = input.budget_account
+        self._notify_as = input.notify_as
         self._watching_until: datetime | None = None
         self._final_saved = False
 
@@ -231,6 +247,8 @@ class VideoGenerationWorkflow:
     async def run(self, input: VideoWorkflowInput) -> VideoResult:
         try:
             result = await self._generate()
+            if result.status is JobStatus.TIMED_OUT and self._watching_until is not None:
+                result = await self._salvage()
         except asyncio.CancelledError:
             # Cancelled while another terminal state was being recorded (a deadline, a failure): the
             # row must still end in a true terminal state.
@@ -238,9 +256,13 @@ class VideoGenerationWorkflow:
                 await self._cancel(
                     workflow.cancellation_reason() or "cancellation requested through Temporal"
                 )
+            await self._notify(completed=False)
             raise
-        if result.status is JobStatus.TIMED_OUT and self._watching_until is not None:
-            result = await self._salvage()
+        except ApplicationError:
+            # The catalogue refused the terminal state (the row says failed) or the input cannot be keyed.
+            await self._notify(completed=False)
+            raise
+        await self._notify(completed=result.status.is_success)
         return self._close(result)
 
     async def _generate(self) -> VideoResult:
@@ -296,6 +318,32 @@ class VideoGenerationWorkflow:
         if result.status is JobStatus.CANCELLED:
             raise CancelledError(message, result)
         raise ApplicationError(f"{result.status.value}: {message}", result, type=code, non_retryable=True)
+
+    async def _notify(self, *, completed: bool) -> None:
+        """Tell the application the job ended, if it asked (``notify_as``), in a child workflow.
+
+        The child is abandoned: this workflow closes as the job ended, while the webhook is retried
+        for as long as the receiver needs (``workflows.notify``). Only its start is awaited.
+        """
+        if self._notify_as is None or not workflow.patched(NOTIFY_APPLICATION):
+            return
+        kind = ApplicationEventType.VIDEO_COMPLETED if completed else ApplicationEventType.VIDEO_FAILED
+        event = ApplicationEvent(
+            event_id=event_id(self._workflow_id, kind.value),
+            type=kind,
+            video_id=self._notify_as,
+            created_at=int(workflow.now().timestamp()),
+        )
+        try:
+            await workflow.start_child_workflow(
+                NotifyApplicationWorkflow.run,
+                event,
+                id=f"{self._workflow_id}-webhook",
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                static_summary=f"{kind.value} {self._notify_as} to the application",
+            )
+        except WorkflowAlreadyStartedError:
+            workflow.logger.info("the application was already notified of %s", self._workflow_id)
 
     # --- signals and queries --------------------------------------------------------------------
 
@@ -926,6 +974,8 @@ class VideoGenerationWorkflow:
         workflow.continue_as_new(
             VideoWorkflowInput(
                 request=self._request,
+                budget_account=self._budget_account,
+                notify_as=self._notify_as,
                 carried=PollState(
                     video_id=self._video_id,
                     submitted_at=self._submitted_at,

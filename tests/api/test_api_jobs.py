@@ -238,3 +238,16 @@ def test_content_of_an_unfinished_job_is_a_404(api_stack: ApiStack) -> None:
         response = http.get(f"/v1/videos/{video.id}/content")
 
     assert response.status_code == 404 and response.json()["error"]["code"] == "video_not_ready"
+
+
+# --- webhooks to the application -------------------------------------------------------------------
+
+
+async def test_without_an_outbound_webhook_url_no_job_tries_to_notify(
+    api_stack: ApiStack, dev_env: WorkflowEnvironment
+) -> None:
+    video = api_stack.client().videos.create_and_poll(prompt="a quiet harbour, nobody told")
+
+    query = f'WorkflowId = "{workflow_id_of(video.id)}-webhook"'
+    assert video.status == "completed"
+    assert [w.id async for w in dev_env.client.list_workflows(query)] == []

@@ -356,3 +356,12 @@ def test_the_docs_show_how_to_reach_the_catalogue(command: str) -> None:
     assert f"docker compose run --rm worker python starter.py {command}" in text
     postgres_ports = services()["postgres"].get("ports") or []
     assert postgres_ports, "the catalogue database is not published on 127.0.0.1"
+
+
+def test_the_worker_can_run_as_several_replicas() -> None:
+    """``WORKER_REPLICAS`` or ``docker compose up --scale worker=N``: no fixed name, no published port."""
+    worker = services()["worker"]
+    assert "container_name" not in worker and not worker.get("ports")
+    replicas = str(worker["deploy"]["replicas"])
+    assert interpolate(replicas, operator_env()) == "1"
+    assert interpolate(replicas, {**operator_env(), "WORKER_REPLICAS": "3"}) == "3"

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 from PIL import Image
-from sim_webhook_receiver import WebhookReceiver
+from webhook_receiver import WebhookReceiver
 
 from simulator.testing import LocalSimulator, RunningSimulator, local_simulator, start_simulator
 

@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 import standardwebhooks
-from sim_webhook_receiver import Delivery, WebhookReceiver
+from webhook_receiver import Delivery, WebhookReceiver
 
 from simulator.testing import LocalSimulator, RunningSimulator, start_simulator
 

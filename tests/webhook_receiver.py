@@ -1,4 +1,4 @@
-"""A loopback webhook receiver for the simulator's tests: records every POST, answers as told."""
+"""A loopback webhook receiver (the application's endpoint in tests): records every POST, answers as told."""
 
 from __future__ import annotations
 
@@ -35,17 +35,18 @@ class WebhookReceiver:
     def __init__(self) -> None:
         self.url = ""
         self._deliveries: list[Delivery] = []
-        self._answers: list[int] = []
+        self._answers: list[tuple[int, dict[str, str]]] = []
         self._changed = threading.Condition()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=lambda: asyncio.run(self._serve()), daemon=True)
 
-    def answer(self, *statuses: int) -> None:
-        """Answer the next requests with these statuses (then 200 again)."""
+    def answer(self, *statuses: int, retry_after: float | None = None) -> None:
+        """Answer the next requests with these statuses (then 200 again), with a ``Retry-After`` if given."""
+        headers = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
         with self._changed:
-            self._answers.extend(statuses)
+            self._answers.extend((status, headers) for status in statuses)
 
     def deliveries(self) -> list[Delivery]:
         with self._changed:
@@ -70,10 +71,10 @@ class WebhookReceiver:
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         with self._changed:
-            status = self._answers.pop(0) if self._answers else 200
+            status, headers = self._answers.pop(0) if self._answers else (200, {})
             self._deliveries.append(Delivery(dict(request.headers), body, status))
             self._changed.notify_all()
-        return web.Response(status=status)
+        return web.Response(status=status, headers=headers)
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
