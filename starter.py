@@ -31,18 +31,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from sora_temporal import search_attributes as sa
 from sora_temporal.budget import Ledger, today_utc
 from sora_temporal.errors import ReferenceImageError
 from sora_temporal.images import is_url
+from sora_temporal.launch import start_job
 from sora_temporal.netguard import redact_url
 from sora_temporal.outcome import result_in_failure, was_cancelled
 from sora_temporal.references import fit_local_file, hand_over, hand_over_url
@@ -280,31 +275,14 @@ async def start_video(
     if request.webhook_fallback_seconds is None and settings.webhooks.fallback_seconds is not None:
         # Webhooks are configured: an event wakes the job, polling is only their safety net.
         request = replace(request, webhook_fallback_seconds=settings.webhooks.fallback_seconds)
-    attributes = None
-    if not await sa.missing(client):
-        attributes = TypedSearchAttributes(
-            [
-                SearchAttributePair(sa.SORA_STATUS, JobStatus.SUBMITTING.value),
-                SearchAttributePair(sa.SORA_MODEL, request.model),
-                SearchAttributePair(sa.SORA_PROGRESS, 0),
-            ]
-        )
-    summary = request.prompt if len(request.prompt) <= 120 else request.prompt[:117] + "..."
     try:
-        return await client.start_workflow(
-            VideoGenerationWorkflow.run,
+        return await start_job(
+            client,
             VideoWorkflowInput(request=request),
-            id=workflow_id,
+            workflow_id=workflow_id,
             task_queue=settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=attributes,
-            static_summary=f"{request.model} {request.size} {request.seconds}s: {summary}",
-            static_details=(
-                f"**Prompt:** {request.prompt}\n\n**Model:** {request.model} · **Size:** {request.size} · "
-                f"**Seconds:** {request.seconds}\n\n**Reference image:** {_reference_label(request)}\n\n"
-                f"Polls every {request.poll_interval_seconds:g} s, gives up after {request.deadline_seconds:g} s."
-            ),
+            search_attributes=not await sa.missing(client),
+            reference_label=_reference_label(request),
         )
     except WorkflowAlreadyStartedError as err:
         raise StarterError(

@@ -15,16 +15,13 @@ from temporalio.client import (
 )
 from temporalio.common import (
     QueryRejectCondition,
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from sora_temporal import search_attributes as sa
-from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoWorkflowInput
+from sora_temporal.launch import start_job
+from sora_temporal.types import JobProgress, VideoRequest, VideoWorkflowInput
 from workflows.video import VideoGenerationWorkflow
 
 log = logging.getLogger(__name__)
@@ -101,8 +98,8 @@ class Jobs:
     ) -> None:
         """Start the job's workflow; starting one that already exists (a replay) does nothing.
 
-        A workflow id is never reused (``REJECT_DUPLICATE``), so however often a replay calls this,
-        at most one workflow, and so at most one paid job, exists per id.
+        A workflow id is never reused (:func:`~sora_temporal.launch.start_job`), so however often a
+        replay calls this, at most one workflow, and so at most one paid job, exists per id.
 
         Args:
             workflow_id: The job's workflow id.
@@ -112,32 +109,15 @@ class Jobs:
             budget_account: Whose daily budget the job also counts against (:func:`budget_account`).
             notify_as: The job's public id, when the application is to get a webhook as it ends.
         """
-        attributes = None
-        if self.search_attributes:
-            attributes = TypedSearchAttributes(
-                [
-                    SearchAttributePair(sa.SORA_STATUS, JobStatus.SUBMITTING.value),
-                    SearchAttributePair(sa.SORA_MODEL, request.model),
-                    SearchAttributePair(sa.SORA_PROGRESS, 0),
-                ]
-            )
-        summary = request.prompt if len(request.prompt) <= 120 else request.prompt[:117] + "..."
         try:
-            await self.client.start_workflow(
-                VideoGenerationWorkflow.run,
+            await start_job(
+                self.client,
                 VideoWorkflowInput(request=request, budget_account=budget_account, notify_as=notify_as),
-                id=workflow_id,
+                workflow_id=workflow_id,
                 task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                search_attributes=attributes,
-                static_summary=f"{request.model} {request.size} {request.seconds}s: {summary}",
-                static_details=(
-                    f"**Prompt:** {request.prompt}\n\n**Model:** {request.model} · **Size:** {request.size} · "
-                    f"**Seconds:** {request.seconds}\n\n**Reference image:** {label}\n\n"
-                    f"Started through the Videos API. Polls every {request.poll_interval_seconds:g} s, "
-                    f"gives up after {request.deadline_seconds:g} s."
-                ),
+                search_attributes=self.search_attributes,
+                reference_label=label,
+                origin="Started through the Videos API.",
             )
         except WorkflowAlreadyStartedError:
             log.info("workflow %s already started; replay of the same request", workflow_id)
