@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,3 +94,14 @@ class WebhookReceiver:
             await self._stop.wait()
         finally:
             await runner.cleanup()
+
+
+@contextmanager
+def running_receiver() -> Iterator[WebhookReceiver]:
+    """A started :class:`WebhookReceiver`, stopped afterwards."""
+    running = WebhookReceiver()
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -140,6 +140,25 @@ def running_api(deployment: Deployment, log_path: Path, **extra_env: str) -> Ite
         api.stop()
 
 
+@contextmanager
+def running_stack(
+    temporal_address: str, sim: RunningSimulator, root: Path, **extra_env: str
+) -> Iterator[ApiStack]:
+    """A worker and an ``api`` process on a SQLite catalogue under ``root``, in front of ``sim``.
+
+    ``extra_env`` goes to both (e.g. the webhook settings they share).
+    """
+    database_url = f"sqlite:///{root / 'sora.db'}"
+    migrate(database_url)
+    deployment = Deployment.configure(temporal_address, sim, root, database_url, **extra_env)
+    deployment.start_worker()
+    try:
+        with running_api(deployment, root / "api.log") as api:
+            yield ApiStack(deployment, sim, api)
+    finally:
+        deployment.stop_workers()
+
+
 def workflow_id_of(video_id: str) -> str:
     """The workflow id the API gives a job (the same hex as its public id)."""
     return "api-" + video_id.removeprefix("video_")

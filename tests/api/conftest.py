@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import ApiStack, migrate, running_api
+from api_support import ApiStack, running_stack
 from temporalio.testing import WorkflowEnvironment
 
 from simulator.testing import RunningSimulator, start_simulator
-from support import Deployment
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,5 @@ def api_sim() -> Iterator[RunningSimulator]:
 @pytest.fixture(scope="module")
 def api_stack(dev_env: WorkflowEnvironment, api_sim: RunningSimulator, api_dir: Path) -> Iterator[ApiStack]:
     """A worker and an ``api`` process on SQLite, in front of the module's simulator."""
-    target = dev_env.client.service_client.config.target_host
-    database_url = f"sqlite:///{api_dir / 'sora.db'}"
-    migrate(database_url)
-    deployment = Deployment.configure(target, api_sim, api_dir, database_url)
-    deployment.start_worker()
-    try:
-        with running_api(deployment, api_dir / "api.log") as api:
-            yield ApiStack(deployment, api_sim, api)
-    finally:
-        deployment.stop_workers()
+    with running_stack(dev_env.client.service_client.config.target_host, api_sim, api_dir) as stack:
+        yield stack

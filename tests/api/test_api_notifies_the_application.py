@@ -16,14 +16,13 @@ from pathlib import Path
 
 import openai
 import pytest
-from api_support import API_KEY_A, ApiStack, migrate, running_api, workflow_id_of
+from api_support import API_KEY_A, ApiStack, running_stack, workflow_id_of
 from standardwebhooks.webhooks import Webhook
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
-from webhook_receiver import Delivery, WebhookReceiver
+from webhook_receiver import Delivery, WebhookReceiver, running_receiver
 
 from simulator.testing import RunningSimulator
-from support import Deployment
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -36,12 +35,8 @@ URL_TOKEN = secrets.token_hex(16)
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
     """The application's webhook endpoint, on loopback."""
-    running = WebhookReceiver()
-    running.start()
-    try:
+    with running_receiver() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +44,15 @@ def stack(
     dev_env: WorkflowEnvironment, api_sim: RunningSimulator, api_dir: Path, receiver: WebhookReceiver
 ) -> Iterator[ApiStack]:
     """A worker and an ``api`` process that both have the application's webhook URL and secret."""
-    target = dev_env.client.service_client.config.target_host
-    database_url = f"sqlite:///{api_dir / 'sora.db'}"
-    migrate(database_url)
-    deployment = Deployment.configure(
-        target,
+    with running_stack(
+        dev_env.client.service_client.config.target_host,
         api_sim,
         api_dir,
-        database_url,
         OUTBOUND_WEBHOOK_URL=f"{receiver.url}?token={URL_TOKEN}",
-        LOG_LEVEL="DEBUG",
         OUTBOUND_WEBHOOK_SECRET=SECRET,
-    )
-    deployment.start_worker()
-    try:
-        with running_api(deployment, api_dir / "api.log") as api:
-            yield ApiStack(deployment, api_sim, api)
-    finally:
-        deployment.stop_workers()
+        LOG_LEVEL="DEBUG",
+    ) as running:
+        yield running
 
 
 def _deliveries_for(

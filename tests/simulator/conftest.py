@@ -13,7 +13,7 @@ from typing import Any
 import openai
 import pytest
 from PIL import Image
-from webhook_receiver import WebhookReceiver
+from webhook_receiver import WebhookReceiver, running_receiver
 
 from simulator.testing import LocalSimulator, RunningSimulator, local_simulator, start_simulator
 
@@ -90,12 +90,8 @@ async def local_sim(sim_media_dir: Path) -> AsyncIterator[Callable[..., Awaitabl
 @pytest.fixture
 def receiver() -> Iterator[WebhookReceiver]:
     """A fresh webhook receiver on loopback for one test."""
-    running = WebhookReceiver()
-    running.start()
-    try:
+    with running_receiver() as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")
