@@ -32,11 +32,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The suite runs in parallel (pytest-xdist): most tests wait on timers, sockets and subprocesses, not
+# the CPU, so TEST_WORKERS processes overlap their waits even on 2 cores. `--dist loadfile` keeps a
+# file's tests on one worker, so module-scoped stacks (dev server, simulator, worker, api) start once.
+# TEST_WORKERS=0 runs the suite serially in this process.
+TEST_WORKERS ?= 4
+
 test: lint typecheck
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 faults: $(STAMP)
-	$(BIN)/python -m pytest -q -m faults
+	$(BIN)/python -m pytest -q -m faults -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -8,10 +8,12 @@ needs it fails loudly when it is not there, it never skips.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,9 +27,55 @@ from sora_temporal.db import VideoCatalog
 from sora_temporal.settings import Settings
 from sora_temporal.sora.client import SoraClient
 from sora_temporal.storage.local import LocalStorage
-from support import Deployment, Stack, migrated_engine
+from support import Deployment, Stack, fault_matrix_line, migrated_engine
 
 POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+# --- parallel runs (pytest-xdist, `make test`) ---------------------------------------------------
+# Every fixture is already safe to run in several processes at once: servers listen on ports the OS
+# picks, files live under tmp_path, PostgreSQL gets a fresh schema per test, task queues are UUIDs.
+# What is per process is the fault matrix's ledger: each worker sends its counts, the controller
+# prints the one summary line (tests/faults/conftest.py prints it in a serial run).
+_FAULT_TALLY = pytest.StashKey[dict[str, int]]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a parallel run, hand out the files that start real stacks first.
+
+    ``--dist loadfile`` gives each worker whole files in collection order; the slow ``integration``
+    and ``faults`` files (a minute each, some of them) coming last would leave one worker running
+    them alone at the end. Files keep their own order of tests; a serial run keeps collection order.
+    """
+    if not hasattr(config, "workerinput"):
+        return
+    slow = {
+        item.path
+        for item in items
+        if item.get_closest_marker("integration") or item.get_closest_marker("faults")
+    }
+    items.sort(key=lambda item: item.path not in slow)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    checks = sys.modules.get("fault_checks")
+    if workeroutput is not None and checks is not None:
+        workeroutput["fault_tally"] = checks.tally()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    counts: dict[str, int] | None = getattr(node, "workeroutput", {}).get("fault_tally")
+    if counts:
+        total = node.config.stash.setdefault(_FAULT_TALLY, {})
+        for name, value in counts.items():
+            total[name] = total.get(name, 0) + value
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    line = fault_matrix_line(config.stash.get(_FAULT_TALLY, {}))
+    if line is not None:
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

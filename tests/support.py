@@ -132,3 +132,14 @@ async def job_result(handle: WorkflowHandle[Any, VideoResult]) -> VideoResult:
                 error_message=str(err.cause),
             )
         raise
+
+
+def fault_matrix_line(counts: dict[str, int]) -> str | None:
+    """The fault matrix's summary line from its counts (``fault_checks.tally``), ``None`` for no case."""
+    if not counts.get("cases"):
+        return None
+    return (
+        f"fault matrix: {counts['cases']} cases run, {counts['lost']} jobs lost, "
+        f"{counts['duplicates']} duplicate creates, {counts['orphans']} orphan/partial objects, "
+        f"{counts['failing']} cases with other problems"
+    )

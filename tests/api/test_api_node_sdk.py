@@ -6,6 +6,7 @@ skips. ``openai`` 6.49.0 is pinned: the 7.x line needs Node 22 and these machine
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -25,29 +26,36 @@ SCRIPT = Path(__file__).with_name("node_sdk_client.mjs")
 
 
 def _node_sdk() -> Path:
-    """The cache directory holding the pinned SDK, installed there first if needed."""
-    installed = CACHE / "node_modules" / "openai" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != OPENAI_NODE_VERSION:
-        npm = shutil.which("npm")
-        assert npm is not None, "npm is required for the Node SDK test (Node.js 20 or later)"
-        CACHE.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                npm,
-                "install",
-                "--prefix",
-                str(CACHE),
-                f"openai@{OPENAI_NODE_VERSION}",
-                "--no-audit",
-                "--no-fund",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
-    # ESM resolves 'openai' from the script's own directory upwards: run it from the cache.
-    shutil.copyfile(SCRIPT, CACHE / SCRIPT.name)
+    """The cache directory holding the pinned SDK, installed there first if needed.
+
+    An exclusive lock on ``.cache/npm.lock`` makes this safe when several test runs (parallel
+    workers, or another checkout's suite on the same tree) reach it at once: one installs, the
+    others wait and then find it installed.
+    """
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE.parent / "npm.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        installed = CACHE / "node_modules" / "openai" / "package.json"
+        if not installed.exists() or json.loads(installed.read_text())["version"] != OPENAI_NODE_VERSION:
+            npm = shutil.which("npm")
+            assert npm is not None, "npm is required for the Node SDK test (Node.js 20 or later)"
+            done = subprocess.run(
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(CACHE),
+                    f"openai@{OPENAI_NODE_VERSION}",
+                    "--no-audit",
+                    "--no-fund",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
+        # ESM resolves 'openai' from the script's own directory upwards: run it from the cache.
+        shutil.copyfile(SCRIPT, CACHE / SCRIPT.name)
     return CACHE
 
 

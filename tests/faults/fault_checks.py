@@ -26,7 +26,7 @@ from simulator.testing import RunningSimulator
 from sora_temporal.db import VideoCatalog
 from sora_temporal.storage.base import object_pathname, unique_name
 from sora_temporal.types import JobStatus, VideoResult
-from support import job_result
+from support import fault_matrix_line, job_result
 
 # What Temporal's own status must say for each terminal job status: the Web UI tells the truth.
 TEMPORAL_STATUS = {
@@ -72,18 +72,20 @@ def record_partials(found: Iterable[str]) -> list[str]:
     return found
 
 
+def tally() -> dict[str, int]:
+    """The counts behind the summary line (``tests/conftest.py`` adds up those of parallel workers)."""
+    return {
+        "cases": len(LEDGER),
+        "lost": sum(1 for v in LEDGER if v.lost),
+        "duplicates": sum(v.duplicates for v in LEDGER),
+        "orphans": sum(v.orphans for v in LEDGER) + len(PARTIALS),
+        "failing": sum(1 for v in LEDGER if v.problems),
+    }
+
+
 def summary_line() -> str | None:
     """``fault matrix: N cases, ...`` or ``None`` when no case ran."""
-    if not LEDGER:
-        return None
-    lost = sum(1 for v in LEDGER if v.lost)
-    duplicates = sum(v.duplicates for v in LEDGER)
-    orphans = sum(v.orphans for v in LEDGER) + len(PARTIALS)
-    failing = sum(1 for v in LEDGER if v.problems)
-    return (
-        f"fault matrix: {len(LEDGER)} cases run, {lost} jobs lost, {duplicates} duplicate creates, "
-        f"{orphans} orphan/partial objects, {failing} cases with other problems"
-    )
+    return fault_matrix_line(tally())
 
 
 # --- waiting ------------------------------------------------------------------------------------
