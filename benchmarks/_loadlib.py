@@ -188,6 +188,34 @@ class CpuMeter:
         return sum(self.seconds(g) for g in self.groups) / self.wall if self.wall else math.nan
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """Thread id -> (thread name, user + system CPU seconds) of every thread of ``pid`` now."""
+    out: dict[int, tuple[str, float]] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            raw = (task / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        out[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return out
+
+
+def thread_cpu_by_name(
+    before: Mapping[int, tuple[str, float]], after: Mapping[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds per thread name between two :func:`thread_cpu` readings (threads gone by then are missed)."""
+    out: dict[str, float] = defaultdict(float)
+    for tid, (name, cpu) in after.items():
+        out[name] += cpu - before.get(tid, (name, 0.0))[1]
+    return dict(out)
+
+
 def fsync_ms(folder: Path, rounds: int = 15) -> float:
     """Median time of writing 4 KiB and fsync-ing it in ``folder``: how contended the disk is right now."""
     path = folder / f".fsync-probe-{os.getpid()}"
@@ -290,6 +318,109 @@ class ServerProfile:
             "task_queue_seconds": self.task_queue_seconds,
             "task_queue_count": self.task_queue_count,
         }
+
+
+# --- the worker's profile (load.py --profile-worker) -------------------------------------------------
+
+# Where a function's own time is charged, by its file (first match wins); built-ins by their name.
+PROFILE_AREAS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("workflow sandbox (temporalio.worker.workflow_sandbox)", ("temporalio/worker/workflow_sandbox/",)),
+    ("workflow activations (temporalio.worker._workflow*)", ("temporalio/worker/_workflow",)),
+    ("data conversion (temporalio.converter, json)", ("temporalio/converter", "/json/", "_json.")),
+    ("activity worker (temporalio.worker._activity)", ("temporalio/worker/_activity",)),
+    ("SDK bridge, protobuf", ("temporalio/bridge/", "google/protobuf", "temporal_sdk_bridge", "upb")),
+    ("the profiler itself", ("_profiled.py", "cProfile.py", "_lsprof")),
+    ("other temporalio", ("temporalio/",)),
+    ("SQLAlchemy, sqlite3", ("sqlalchemy/", "sqlite3")),
+    (
+        "HTTP (httpx, httpcore, h11, anyio, ssl, socket)",
+        ("httpx/", "httpcore/", "h11/", "anyio/", "ssl", "socket"),
+    ),
+    ("logging", ("logging/",)),
+    (
+        "asyncio, selectors, threads",
+        ("asyncio/", "selectors", "select.", "threading.py", "concurrent/", "queue.py", "_thread"),
+    ),
+    ("our code (workflows, activities, sora_temporal)", ("/workflows/", "/activities/", "/sora_temporal/")),
+    (
+        "module imports (importlib)",
+        ("importlib", "<frozen", "_imp.", "builtins.exec", "builtins.compile", "marshal"),
+    ),
+    (
+        "dataclasses, typing, inspect, enum",
+        ("dataclasses.py", "typing.py", "inspect.py", "enum.py", "typing_extensions", "types.py"),
+    ),
+    ("file and OS calls", ("posix.", "os.py", "shutil", "io.", "_io", "pathlib", "tempfile")),
+)
+
+
+def _area(key: tuple[str, int, str]) -> str:
+    file, _, func = key
+    where = f"{file} {func}" if file == "~" else file
+    for label, needles in PROFILE_AREAS:
+        if any(n in where for n in needles):
+            return label
+    return "other (stdlib, third-party)"
+
+
+def _where(key: tuple[str, int, str]) -> str:
+    file, line, func = key
+    if file == "~":
+        return func
+    parts = Path(file).parts
+    short = "/".join(parts[-3:]) if "site-packages" in parts or "lib" in parts else "/".join(parts[-2:])
+    return f"{short}:{line}({func})"
+
+
+def profile_summary(paths: Sequence[Path], *, top: int = 25, cpu_seconds: float | None = None) -> str:
+    """Own CPU time per area and the top functions of the worker's profile(s), as Markdown tables.
+
+    Args:
+        paths: ``pstats`` files (one per profiled worker process); merged.
+        top: Rows of the two top-function tables.
+        cpu_seconds: The processes' CPU seconds over the phase from ``/proc``, to show what the
+            profile saw of it (the Rust core's threads are not in it).
+    """
+    import pstats
+
+    existing = [str(p) for p in paths if p.exists()]
+    if not existing:
+        return "no profile was written (did the worker stop before SIGKILL?)"
+    stats = pstats.Stats(existing[0])
+    for path in existing[1:]:
+        stats.add(path)
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _, _ in raw.values()) or math.nan
+    areas: dict[str, float] = defaultdict(float)
+    for key, (_, _, tt, _, _) in raw.items():
+        areas[_area(key)] += tt
+    lines = [f"profiled CPU: {total:.1f} s in Python threads"]
+    if cpu_seconds is not None:
+        lines[0] += f"; the process used {cpu_seconds:.1f} CPU-s over the phase (/proc)"
+    lines += ["", "| area (own time) | CPU-s | share |", "|---|---|---|"]
+    for label, seconds in sorted(areas.items(), key=lambda kv: -kv[1]):
+        lines.append(f"| {label} | {seconds:.1f} | {seconds / total:.1%} |")
+    by_cum = sorted(raw.items(), key=lambda kv: -kv[1][3])
+    lines += [
+        "",
+        f"Top {top} by cumulative time:",
+        "",
+        "| function | calls (or samples) | cumulative s | share | own s |",
+        "|---|---|---|---|---|",
+    ]
+    for key, (_, nc, tt, ct, _) in by_cum[:top]:
+        lines.append(f"| `{_where(key)}` | {nc} | {ct:.1f} | {ct / total:.1%} | {tt:.1f} |")
+    by_own = sorted(raw.items(), key=lambda kv: -kv[1][2])
+    lines += [
+        "",
+        f"Top {top} by own time:",
+        "",
+        "| function | calls (or samples) | own s | share | area |",
+        "|---|---|---|---|---|",
+    ]
+    for key, (_, nc, tt, _, _) in by_own[:top]:
+        lines.append(f"| `{_where(key)}` | {nc} | {tt:.1f} | {tt / total:.1%} | {_area(key)} |")
+    return "\n".join(lines)
 
 
 # --- workflow histories ----------------------------------------------------------------------------

@@ -178,6 +178,10 @@ class Row:
     ours: float = math.nan
     iowait: float = math.nan
     phase_wall: float = math.nan
+    worker_threads: dict[str, float] = field(default_factory=dict)
+    """Worker CPU-s over the phase per thread name (``python3``: Python threads; ``tokio-*``: the SDK core)."""
+    profile: str = ""
+    """``--profile-worker``: the summary of the worker's profile."""
 
     def summary(self) -> dict[str, Any]:
         data = asdict(self)
@@ -598,7 +602,9 @@ def _worker_flags(parser: argparse.ArgumentParser) -> None:
 # --- phase 3: the durable workflow -------------------------------------------------------------------
 
 
-def worker_env(server: Server, sim: Simulator, folder: Path, task_queue: str) -> dict[str, str]:
+def worker_env(
+    server: Server, sim: Simulator, folder: Path, task_queue: str, extra: Sequence[str] = ()
+) -> dict[str, str]:
     env = {
         **os.environ,
         "TEMPORAL_ADDRESS": server.dev.address,
@@ -612,6 +618,9 @@ def worker_env(server: Server, sim: Simulator, folder: Path, task_queue: str) ->
     }
     for secret in ("BLOB_READ_WRITE_TOKEN", "OPENAI_AUTH_STYLE"):
         env.pop(secret, None)
+    for item in extra:  # --worker-env NAME=VALUE: a lever of the worker's own settings (WORKER_*, LOG_LEVEL)
+        name, _, value = item.partition("=")
+        env[name] = value
     return env
 
 
@@ -642,14 +651,30 @@ async def start_video(
     )
 
 
-def start_product_worker(env: dict[str, str], log_path: Path, code_root: Path) -> subprocess.Popen[bytes]:
-    """``worker.py`` as ``make up`` starts it (from ``--code-root`` when that is another checkout)."""
-    if code_root.resolve() == lib.ROOT:
+def start_product_worker(
+    env: dict[str, str],
+    log_path: Path,
+    code_root: Path,
+    profile: Path | None = None,
+) -> subprocess.Popen[bytes]:
+    """``worker.py`` as ``make up`` starts it (from ``--code-root`` when that is another checkout).
+
+    With ``profile``, under cProfile in every thread (``_profiled.py``), written there when it stops.
+    """
+    if code_root.resolve() == lib.ROOT and profile is None:
         return lib.start_worker(env, log_path=log_path)
+    command = [sys.executable, str(code_root / "worker.py")]
+    if profile is not None:
+        command = [
+            sys.executable,
+            str(Path(__file__).resolve().parent / "_profiled.py"),
+            str(profile),
+            command[1],
+        ]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process, _ = lib.start_ready(
-            [sys.executable, str(code_root / "worker.py")],
+            command,
             ready="worker ready",
             timeout=60,
             env=env,
@@ -687,12 +712,23 @@ async def run_durable(
     row = Row(f"durable workflow, {args.workers} worker{'s' if args.workers > 1 else ''}", server.name, n)
     task_queue = f"bench-durable-{uuid.uuid4().hex[:8]}"
     folder = tmp / f"durable-{server.name.split('+')[0]}"
-    env = worker_env(server, sim, folder, task_queue)
+    env = worker_env(server, sim, folder, task_queue, args.worker_env)
     workers = []
+    profiles = (
+        [profile_path(args.profile_worker, k) for k in range(args.workers)] if args.profile_worker else []
+    )
+    threads_before: dict[int, dict[int, tuple[str, float]]] = {}
+    threads_after: dict[int, dict[int, tuple[str, float]]] = {}
     try:
         migrate_catalogue(env, folder, args.code_root)
         for k in range(args.workers):
-            workers.append(_track(start_product_worker(env, folder / f"worker-{k}.log", args.code_root)))
+            profile = profiles[k] if profiles else None
+            if profile is not None:
+                profile.parent.mkdir(parents=True, exist_ok=True)
+                profile.unlink(missing_ok=True)
+            workers.append(
+                _track(start_product_worker(env, folder / f"worker-{k}.log", args.code_root, profile))
+            )
         client = await Client.connect(server.dev.address)
         if args.warmup:
             handle = await start_video(client, task_queue, "warm-up [sim:duration=0]", f"warm-{run}", args)
@@ -709,6 +745,10 @@ async def run_durable(
         stats_before = await sim.stats()
         ids = [f"{run}-{job.index}" for job in jobs]
         row.fsync_before_ms = lib.fsync_ms(tmp)
+        threads_before = {w.pid: lib.thread_cpu(w.pid) for w in workers}
+        if profiles:
+            for worker in workers:
+                worker.send_signal(signal.SIGUSR1)  # _profiled.py: the profile's window starts
         meter.begin()
         t0 = time.time()
         await asyncio.gather(
@@ -720,11 +760,17 @@ async def run_durable(
         deadline = time.time() + args.durations[1] + args.phase_timeout
         await wait_closed(client, task_queue, deadline, n + (1 if args.warmup else 0))
         meter.end()
+        threads_after = {w.pid: lib.thread_cpu(w.pid) for w in workers}
         metrics_after = lib.scrape(server.metrics_url)
         stats_after = await sim.stats()
     finally:
         for worker in workers:
             _stop(worker)
+    for pid, after in threads_after.items():
+        for name, seconds in lib.thread_cpu_by_name(threads_before.get(pid, {}), after).items():
+            row.worker_threads[name] = row.worker_threads.get(name, 0.0) + seconds
+    if profiles:
+        row.profile = lib.profile_summary(profiles, cpu_seconds=meter.seconds("worker"))
     histories = await fetch_all(client, ids)
     save_histories(args, row, histories)
     stamps = whole_seconds_by_prompt(stats_after)
@@ -771,6 +817,12 @@ async def run_durable(
     _profile(row, list(histories.values()), CHECK_ACTIVITY, metrics_before, metrics_after)
     _machine(row, meter, tmp)
     return row
+
+
+def profile_path(base: Path, k: int) -> Path:
+    """``--profile-worker FILE``: worker 0 writes FILE, worker k writes FILE.k."""
+    base = base.resolve()
+    return base if k == 0 else base.with_name(f"{base.name}.{k}")
 
 
 # --- output ------------------------------------------------------------------------------------------
@@ -919,6 +971,21 @@ def print_report(rows: Sequence[Row], args: argparse.Namespace, started: float) 
             f"max {max(uncertain):.3f} s"
         )
     for r in rows:
+        if r.worker_threads:
+            split = ", ".join(
+                f"{name} {seconds:.1f}"
+                for name, seconds in sorted(r.worker_threads.items(), key=lambda kv: -kv[1])
+            )
+            print(
+                f"\n{r.run} / {r.server}: worker CPU-s by thread name over the phase ({split}); "
+                f"dev server {r.cpu_server * r.n:.1f} CPU-s = {r.cpu_server * r.n / r.phase_wall:.2f} cores, "
+                f"workers {r.cpu_worker * r.n / r.phase_wall:.2f} cores over {r.phase_wall:.1f} s"
+            )
+        if r.profile:
+            print(
+                f"\nWorker profile ({r.run} / {r.server}, from the phase's start to the worker's stop):\n\n{r.profile}"
+            )
+    for r in rows:
         if r.failure_notes:
             print(f"\n{r.run} / {r.server}: " + "; ".join(r.failure_notes[:5]))
     print(f"\ntotal {time.monotonic() - started:.0f} s")
@@ -1015,6 +1082,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet-wait", type=float, default=300.0)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, databases)")
+    parser.add_argument(
+        "--profile-worker",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="profile every Python thread of the durable run's worker.py with cProfile on each thread's CPU "
+        "clock (benchmarks/_profiled.py) over the phase, and write the pstats to FILE (worker k>0: FILE.k) "
+        "when it stops; a summary is printed. It slows the worker 4-5x: read shares, not that run's timings",
+    )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for the durable run's worker.py (its WORKER_* tuning, LOG_LEVEL ...), repeatable",
+    )
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where the temporary directory goes")
     _worker_flags(parser)
     return parser
