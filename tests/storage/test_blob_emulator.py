@@ -159,8 +159,9 @@ async def test_completing_with_a_small_non_final_part_is_refused(emulator: Runni
 
 
 async def test_abandoned_multipart_uploads_are_swept_after_their_ttl(tmp_path: Path) -> None:
+    # A TTL well above the time a loaded machine takes to start the upload and send one 5 MiB part.
     with start_blob_emulator(
-        tmp_path / "blob", extra_args=["--mpu-ttl", "0.5", "--sweep-interval", "0.2"]
+        tmp_path / "blob", extra_args=["--mpu-ttl", "3", "--sweep-interval", "0.2"]
     ) as emulator:
         storage = VercelBlobStorage(emulator.token, api_url=emulator.api_url)
         async with storage.sdk_session():
@@ -170,7 +171,7 @@ async def test_abandoned_multipart_uploads_are_swept_after_their_ttl(tmp_path: P
                     raise RuntimeError("worker died")
         assert [u["pathname"] for u in emulator.uploads()] == ["mpu/abandoned.bin"]
 
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while emulator.uploads() and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
 
