@@ -179,6 +179,22 @@ SUBMIT_OUTLIVES_CANCELLATION = "submit-outlives-cancellation"
 # Jobs started with ``notify_as`` (through the API, with OUTBOUND_WEBHOOK_URL set) tell the
 # application how they ended, through a child workflow that outlives this one.
 NOTIFY_APPLICATION = "notify-application"
+# From this patch on, a run decides every patch above in its first workflow task, before any
+# command. Decided lazily, a patch asked right after a local activity (the first save, the final
+# save) could land in the next workflow task when a query or signal split the task around the
+# activity, and such a history would not replay: on replay the activity resolves in the earlier
+# task, before the patch is known. Runs without this marker keep deciding lazily, as recorded.
+PATCHES_AT_START = "patches-at-start"
+PATCHES = (
+    VALIDATE_INPUT,
+    DISCARD_UNUSED_DOWNLOADS,
+    LAST_RESORT_SAVE,
+    LEAN_POLL_LOOP,
+    SALVAGE_AFTER_DEADLINE,
+    CLOSE_AS_THE_JOB_ENDED,
+    SUBMIT_OUTLIVES_CANCELLATION,
+    NOTIFY_APPLICATION,
+)
 # Webhook event ids remembered against duplicate deliveries (the newest ones; carried across
 # continue-as-new). Providers retry an event for hours at most, and a job gets one or two events.
 MAX_SEEN_EVENTS = 64
@@ -240,11 +256,15 @@ class VideoGenerationWorkflow:
         self._notify_as = input.notify_as
         self._watching_until: datetime | None = None
         self._final_saved = False
+        # Every patch's decision, when this run made them at its start (``PATCHES_AT_START``).
+        self._patches: dict[str, bool] | None = None
 
     # --- the design card ------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: VideoWorkflowInput) -> VideoResult:
+        if workflow.patched(PATCHES_AT_START):
+            self._patches = {patch: workflow.patched(patch) for patch in PATCHES}
         try:
             result = await self._generate()
             if result.status is JobStatus.TIMED_OUT and self._watching_until is not None:
@@ -252,7 +272,7 @@ class VideoGenerationWorkflow:
         except asyncio.CancelledError:
             # Cancelled while another terminal state was being recorded (a deadline, a failure): the
             # row must still end in a true terminal state.
-            if not self._final_saved and workflow.patched(CLOSE_AS_THE_JOB_ENDED):
+            if not self._final_saved and self._patched(CLOSE_AS_THE_JOB_ENDED):
                 await self._cancel(
                     workflow.cancellation_reason() or "cancellation requested through Temporal"
                 )
@@ -269,7 +289,7 @@ class VideoGenerationWorkflow:
         """The job from submit to its terminal row; what the workflow returned before it ended as the job did."""
         try:
             if self._video_id is None:
-                if workflow.patched(VALIDATE_INPUT):
+                if self._patched(VALIDATE_INPUT):
                     refused = self._check_input()
                     if refused is not None:
                         return await self._refuse(refused)
@@ -311,7 +331,7 @@ class VideoGenerationWorkflow:
         :class:`VideoResult`; ``cancelled`` raises ``CancelledError`` (a workflow Temporal was asked
         to cancel ends cancelled: see :meth:`cancel`).
         """
-        if result.status.is_success or not workflow.patched(CLOSE_AS_THE_JOB_ENDED):
+        if result.status.is_success or not self._patched(CLOSE_AS_THE_JOB_ENDED):
             return result
         code = result.error_code or result.status.value
         message = result.error_message or f"the job ended {result.status.value}"
@@ -325,7 +345,7 @@ class VideoGenerationWorkflow:
         The child is abandoned: this workflow closes as the job ended, while the webhook is retried
         for as long as the receiver needs (``workflows.notify``). Only its start is awaited.
         """
-        if self._notify_as is None or not workflow.patched(NOTIFY_APPLICATION):
+        if self._notify_as is None or not self._patched(NOTIFY_APPLICATION):
             return
         kind = ApplicationEventType.VIDEO_COMPLETED if completed else ApplicationEventType.VIDEO_FAILED
         event = ApplicationEvent(
@@ -400,7 +420,7 @@ class VideoGenerationWorkflow:
             summary="submit to Sora",
             **SUBMIT,
         )
-        if not workflow.patched(SUBMIT_OUTLIVES_CANCELLATION):
+        if not self._patched(SUBMIT_OUTLIVES_CANCELLATION):
             out = await call
         else:
             # A Temporal cancellation must not cut a create short: the job it makes would be paid
@@ -619,7 +639,7 @@ class VideoGenerationWorkflow:
     async def _time_out(self) -> VideoResult:
         message = f"Sora did not finish within {self._request.deadline_seconds:g} s"
         window = self._request.salvage_window_seconds
-        if window > 0 and self._video_id is not None and workflow.patched(SALVAGE_AFTER_DEADLINE):
+        if window > 0 and self._video_id is not None and self._patched(SALVAGE_AFTER_DEADLINE):
             # The job may still finish, and it is billed if it does: the caller learns `timed_out`
             # now, and the workflow keeps watching for the video (see ``_salvage``) instead of
             # deleting the job, which would throw a video finished at this very moment away.
@@ -800,7 +820,7 @@ class VideoGenerationWorkflow:
 
     async def _discard_unused(self, files: DownloadOutput) -> None:
         """Remove downloads the failed (or cancelled) upload leaves behind, on the host holding them."""
-        if workflow.patched(DISCARD_UNUSED_DOWNLOADS):
+        if self._patched(DISCARD_UNUSED_DOWNLOADS):
             await self._discard(files)
 
     # --- input checks -----------------------------------------------------------------------------
@@ -887,7 +907,7 @@ class VideoGenerationWorkflow:
             await self._save(change)
             self._final_saved = True
         except ActivityError as err:
-            if not workflow.patched(LAST_RESORT_SAVE):
+            if not self._patched(LAST_RESORT_SAVE):
                 raise
             _, message = error_code(err)
             workflow.logger.error("the catalogue refused the %s state: %s", change.status.value, message)
@@ -913,10 +933,16 @@ class VideoGenerationWorkflow:
         self._status = status
         self._show()
 
+    def _patched(self, patch: str) -> bool:
+        """Whether this run takes ``patch``'s new code path (decided at its start, or here as recorded)."""
+        if self._patches is not None:
+            return self._patches[patch]
+        return workflow.patched(patch)
+
     def _lean_loop(self) -> bool:
         """Whether this run uses the lean poll loop (see ``LEAN_POLL_LOOP``); decided once per run."""
         if self._lean is None:
-            self._lean = workflow.patched(LEAN_POLL_LOOP)
+            self._lean = self._patched(LEAN_POLL_LOOP)
         return self._lean
 
     def _show(self) -> None:

@@ -2,8 +2,10 @@
 
 ``histories/`` holds histories recorded by ``record_histories.py`` with the workflow as it was
 before a change of its command sequence (``v1-*``: the plain poll loop, one remote status-check
-activity, a save and a search-attribute upsert per poll). A worker running today's code must be able
-to pick any of them up mid-flight: a nondeterminism error here means running workflows would stall.
+activity, a save and a search-attribute upsert per poll; ``v2-*``: the lean loop, patches decided
+where they are used; ``v3-*``: every patch decided in the run's first workflow task). A worker
+running today's code must be able to pick any of them up mid-flight: a nondeterminism error here
+means running workflows would stall.
 """
 
 from __future__ import annotations
