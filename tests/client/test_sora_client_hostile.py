@@ -69,6 +69,15 @@ class PeakMemory:
 # --- bodies bigger than they look ------------------------------------------------------------------
 
 
+@pytest.fixture
+async def client(sora_sim: RunningSimulator) -> AsyncIterator[SoraClient]:
+    """As ``conftest.py``'s, but patient: the simulator compresses its first 512 MiB bomb while the
+    client waits, which on a loaded machine takes longer than the usual 5 s read timeout."""
+    async with SoraClient(base_url=sora_sim.base_url, api_key=sora_sim.api_key, timeout=60.0) as sora:
+        yield sora
+    sora_sim.clear_faults()
+
+
 async def test_a_gzip_bomb_status_answer_is_refused_while_it_decodes(
     client: SoraClient, sora_sim: RunningSimulator
 ) -> None:
