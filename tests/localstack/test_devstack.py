@@ -107,16 +107,29 @@ def start_devstack(
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[Stack]:
-    stack = start_devstack("up", tmp_path / "state", _ports(), "--time-scale", "0.02")
+    # A port found free can be taken by another test process before the stack binds it: then the
+    # stack refuses to start, and is started again on other ports.
+    for attempt in range(3):
+        stack = start_devstack("up", tmp_path / f"state{attempt or ''}", _ports(), "--time-scale", "0.02")
+        try:
+            stack.wait_for("Ctrl-C (or closing this terminal) stops everything")
+            break
+        except AssertionError:
+            _stop(stack)
+            if "address already in use" not in stack.output or attempt == 2:
+                raise
     try:
-        stack.wait_for("Ctrl-C (or closing this terminal) stops everything")
         yield stack
     finally:
-        if stack.process.poll() is None:
-            stack.process.kill()
-            stack.process.wait(timeout=10)
-            for pid in _children(stack):
-                _kill(pid)
+        _stop(stack)
+
+
+def _stop(stack: Stack) -> None:
+    if stack.process.poll() is None:
+        stack.process.kill()
+        stack.process.wait(timeout=10)
+        for pid in _children(stack):
+            _kill(pid)
 
 
 def _children(stack: Stack) -> list[int]:
