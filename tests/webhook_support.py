@@ -7,20 +7,14 @@ import hashlib
 import hmac
 import json
 import secrets
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 
-from devtools.devstack import ROOT, start_ready, stop
-
 API_KEY = "sk-webhook-tests"
-READY = "api ready on "
 STATUS_CHECK = "check_video_status"
 
 
@@ -60,47 +54,6 @@ def signed_headers(
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign(secret, webhook_id, timestamp, body),
     }
-
-
-@dataclass
-class Receiver:
-    """A ``python -m api`` process: the webhook endpoint (and the Videos API, unused here)."""
-
-    env: dict[str, str]
-    log_path: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def webhook_url(self) -> str:
-        return self.root_url + "/webhooks/openai"
-
-    def start(self) -> Receiver:
-        """Start it (on the same port as before, after a stop) and wait until it serves."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process, line = start_ready(
-                [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(self.port)],
-                ready=READY,
-                timeout=60,
-                env=self.env,
-                cwd=ROOT,
-                stderr=log,
-                new_session=True,
-            )
-        self.port = int(line.rpartition(":")[2])
-        return self
-
-    def stop(self) -> None:
-        stop(self.process)
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def receiver_env(worker_env: dict[str, str], secret: str, **extra: str) -> dict[str, str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
+from api_process import ApiProcess
 
-from devtools.devstack import ROOT, start_ready, stop
 from simulator.testing import RunningSimulator
 from sora_temporal.db import make_engine
 from sora_temporal.schema import upgrade
@@ -20,63 +18,8 @@ from support import Deployment
 
 API_KEY_A = "sk-api-test-tenant-a"
 API_KEY_B = "sk-api-test-tenant-b"
-READY = "api ready on "
 # Jobs started through the API in tests poll upstream every second (the shortest allowed), not every 5 s.
 FAST_POLL_SECONDS = "1"
-
-
-@dataclass
-class ApiProcess:
-    """A ``python -m api`` child process on loopback.
-
-    Attributes:
-        env: Its environment (the deployment's, plus the API's own variables).
-        log_path: Where its stderr goes.
-        port: The port it listens on (chosen by the first start, kept by restarts).
-    """
-
-    env: dict[str, str]
-    log_path: Path
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def root_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """What an OpenAI client's ``base_url`` is set to."""
-        return self.root_url + "/v1"
-
-    def start(self) -> ApiProcess:
-        """Start it (on the same port as before, after a restart) and wait for its ready line."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process, line = start_ready(
-                [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(self.port)],
-                ready=READY,
-                timeout=60,
-                env=self.env,
-                cwd=ROOT,
-                stderr=log,
-                new_session=True,
-            )
-        self.port = int(line.rpartition(":")[2])
-        return self
-
-    def stop(self) -> None:
-        """SIGTERM (then SIGKILL)."""
-        stop(self.process)
-
-    def kill(self) -> None:
-        """SIGKILL, at once."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @dataclass

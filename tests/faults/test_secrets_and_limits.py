@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from api_process import ApiProcess
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from webhook_support import Receiver, new_secret, receiver_env
+from webhook_support import new_secret, receiver_env
 
 from devtools.devstack import DevServer, free_port
 from fault_checks import (
@@ -169,7 +170,7 @@ async def secret_run(
         **blob.env(),
     )
     d.start_worker()
-    receiver = Receiver(receiver_env(d.env, webhook_secret), module_dir / "api.log").start()
+    receiver = ApiProcess(receiver_env(d.env, webhook_secret), module_dir / "api.log").start()
     request.addfinalizer(receiver.stop)
     sim.configure_webhooks(url=receiver.webhook_url, secret=webhook_secret)
     # As the starter does with OPENAI_WEBHOOK_SECRET set: the jobs wait for their events.

@@ -17,9 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+from api_process import ApiProcess
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
-from webhook_support import Receiver, Trace, event, new_secret, receiver_env, signed_headers, trace
+from webhook_support import Trace, event, new_secret, receiver_env, signed_headers, trace
 
 from simulator.testing import RunningSimulator, start_simulator
 from sora_temporal.settings import Settings, WebhookSettings
@@ -60,7 +61,7 @@ class Stack:
     client: Client
     sim: RunningSimulator
     deployment: Deployment
-    receiver: Receiver
+    receiver: ApiProcess
     secret: str
     settings: Settings
 
@@ -85,7 +86,7 @@ def stack(dev_env: WorkflowEnvironment, module_dir: Path) -> Iterator[Stack]:
         target = dev_env.client.service_client.config.target_host
         deployment = Deployment.configure(target, sim, module_dir, f"sqlite:///{module_dir / 'sora.db'}")
         deployment.start_worker()
-        receiver = Receiver(receiver_env(deployment.env, secret), module_dir / "api.log").start()
+        receiver = ApiProcess(receiver_env(deployment.env, secret), module_dir / "api.log").start()
         try:
             sim.configure_webhooks(url=receiver.webhook_url, secret=secret, attempts=5)
             # What the starter reads from OPENAI_WEBHOOK_SECRET and WEBHOOK_FALLBACK_POLL_SECONDS.
