@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,10 @@ def in_process_workers(
         host_task_queue=stack.settings.host_task_queue,
         executor=executor,
     )
+
+
+Start = Callable[..., Awaitable[WorkflowHandle[Any, VideoResult]]]
+"""``start(prompt, **request_fields)``: start a ``VideoGenerationWorkflow`` (the ``start`` fixture)."""
 
 
 class Deployment:

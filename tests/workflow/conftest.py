@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -19,12 +21,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 from google.protobuf.empty_pb2 import Empty
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from simulator.app import Simulator
 from simulator.config import SimConfig
 from simulator.testing import RunningSimulator
+from sora_temporal.types import VideoRequest, VideoResult, VideoWorkflowInput
+from support import Stack, Start, in_process_workers
+from workflows.video import VideoGenerationWorkflow
 
 # At this scale the simulator's poll hint is 5 s (the workflow's default interval stays in force)
 # and a 4 s clip renders in about 25 s of workflow time: five status checks.
@@ -108,3 +113,24 @@ def sim(time_skipping_env: WorkflowEnvironment, tmp_path: Path) -> Iterator[Runn
     finally:
         running.close()
         server.stop()
+
+
+@pytest.fixture
+async def start(
+    time_skipping_env: WorkflowEnvironment, stack: Stack, task_queue: str, executor: ThreadPoolExecutor
+) -> AsyncIterator[Start]:
+    """Run the test's in-process workers and return a function that starts a workflow on them."""
+    client = time_skipping_env.client
+    async with AsyncExitStack() as workers:
+        for worker in in_process_workers(client, stack, task_queue, executor):
+            await workers.enter_async_context(worker)
+
+        async def run(prompt: str, **request: Any) -> WorkflowHandle[Any, VideoResult]:
+            return await client.start_workflow(
+                VideoGenerationWorkflow.run,
+                VideoWorkflowInput(request=VideoRequest(prompt=prompt, **request)),
+                id=f"wf-{uuid.uuid4()}",
+                task_queue=task_queue,
+            )
+
+        yield run

@@ -8,17 +8,13 @@ in the earlier task, before the patch is known: a nondeterminism error, a stuck 
 from __future__ import annotations
 
 import json
-import uuid
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.testing import WorkflowEnvironment
 
-from sora_temporal.types import JobStatus, VideoRequest, VideoWorkflowInput
-from support import Stack, in_process_workers, job_result
-from workflows.video import PATCHES, PATCHES_AT_START, VideoGenerationWorkflow
+from sora_temporal.types import JobStatus
+from support import Start, job_result
+from workflows.video import PATCHES, PATCHES_AT_START
 
 # Events a patch decision itself writes: its marker, and the SDK's upsert of TemporalChangeVersion.
 _PATCH_EVENTS = (EventType.EVENT_TYPE_MARKER_RECORDED, EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES)
@@ -32,21 +28,10 @@ def _patch_id(event: HistoryEvent) -> str | None:
     return str(patch["id"])
 
 
-async def test_every_patch_is_recorded_before_the_first_command(
-    time_skipping_env: WorkflowEnvironment, stack: Stack, task_queue: str, executor: ThreadPoolExecutor
-) -> None:
-    client = time_skipping_env.client
-    async with AsyncExitStack() as workers:
-        for worker in in_process_workers(client, stack, task_queue, executor):
-            await workers.enter_async_context(worker)
-        handle = await client.start_workflow(
-            VideoGenerationWorkflow.run,
-            VideoWorkflowInput(request=VideoRequest(prompt="a patched kite [sim:duration=20]")),
-            id=f"wf-{uuid.uuid4()}",
-            task_queue=task_queue,
-        )
-        assert (await job_result(handle)).status is JobStatus.COMPLETED
-        events = list((await handle.fetch_history()).events)
+async def test_every_patch_is_recorded_before_the_first_command(start: Start) -> None:
+    handle = await start("a patched kite [sim:duration=20]")
+    assert (await job_result(handle)).status is JobStatus.COMPLETED
+    events = list((await handle.fetch_history()).events)
 
     first_task_done = next(
         i for i, e in enumerate(events) if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED

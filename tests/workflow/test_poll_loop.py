@@ -7,13 +7,8 @@ On the time-skipping server, with the Sora simulator on the server's clock (``co
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
 from typing import Any
 
-import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.converter import DataConverter
@@ -23,34 +18,11 @@ from sora_temporal.types import (
     JobProgress,
     JobStatus,
     RemoteEvent,
-    VideoRequest,
     VideoResult,
     VideoWorkflowInput,
 )
-from support import Stack, in_process_workers, job_result
+from support import Stack, Start, job_result
 from workflows.video import VideoGenerationWorkflow
-
-Start = Callable[..., Awaitable[WorkflowHandle[Any, VideoResult]]]
-
-
-@pytest.fixture
-async def start(
-    time_skipping_env: WorkflowEnvironment, stack: Stack, task_queue: str, executor: ThreadPoolExecutor
-) -> AsyncIterator[Start]:
-    client = time_skipping_env.client
-    async with AsyncExitStack() as workers:
-        for worker in in_process_workers(client, stack, task_queue, executor):
-            await workers.enter_async_context(worker)
-
-        async def run(prompt: str, **request: Any) -> WorkflowHandle[Any, VideoResult]:
-            return await client.start_workflow(
-                VideoGenerationWorkflow.run,
-                VideoWorkflowInput(request=VideoRequest(prompt=prompt, **request)),
-                id=f"wf-{uuid.uuid4()}",
-                task_queue=task_queue,
-            )
-
-        yield run
 
 
 async def _polls_reach(handle: WorkflowHandle[Any, VideoResult], count: int) -> JobProgress:

@@ -9,10 +9,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import uuid
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,32 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from sora_temporal.references import fit_local_file, hand_over
-from sora_temporal.types import JobProgress, JobStatus, VideoRequest, VideoResult, VideoWorkflowInput
-from support import Stack, in_process_workers, job_result
+from sora_temporal.types import JobProgress, JobStatus, VideoResult
+from support import Stack, Start, job_result
 from workflows.video import VideoGenerationWorkflow
-
-Runner = Callable[..., Awaitable[WorkflowHandle[Any, VideoResult]]]
-
-
-@pytest.fixture
-async def start(
-    time_skipping_env: WorkflowEnvironment, stack: Stack, task_queue: str, executor: ThreadPoolExecutor
-) -> Any:
-    """Run workers for the test and return a function that starts a workflow."""
-    client = time_skipping_env.client
-    async with AsyncExitStack() as workers:
-        for worker in in_process_workers(client, stack, task_queue, executor):
-            await workers.enter_async_context(worker)
-
-        async def run(prompt: str, **request: Any) -> WorkflowHandle[Any, VideoResult]:
-            return await client.start_workflow(
-                VideoGenerationWorkflow.run,
-                VideoWorkflowInput(request=VideoRequest(prompt=prompt, **request)),
-                id=f"wf-{uuid.uuid4()}",
-                task_queue=task_queue,
-            )
-
-        yield run
 
 
 async def _scheduled_times(client: Client, handle: WorkflowHandle[Any, Any], activity: str) -> list[float]:
@@ -88,7 +61,7 @@ async def _wait_until_polling(handle: WorkflowHandle[Any, VideoResult]) -> JobPr
     raise AssertionError("the workflow never submitted its job")
 
 
-async def test_a_prompt_becomes_a_stored_video_with_a_completed_row(start: Runner, stack: Stack) -> None:
+async def test_a_prompt_becomes_a_stored_video_with_a_completed_row(start: Start, stack: Stack) -> None:
     handle = await start("a red fox in fresh snow")
 
     result = await job_result(handle)
@@ -110,7 +83,7 @@ async def test_a_prompt_becomes_a_stored_video_with_a_completed_row(start: Runne
 
 
 async def test_status_checks_are_spaced_by_the_poll_interval(
-    start: Runner, time_skipping_env: WorkflowEnvironment
+    start: Start, time_skipping_env: WorkflowEnvironment
 ) -> None:
     handle = await start("a slow sunrise [sim:duration=100]", poll_interval_seconds=5, deadline_seconds=3600)
 
@@ -123,7 +96,7 @@ async def test_status_checks_are_spaced_by_the_poll_interval(
     assert all(5.0 <= gap < 6.0 for gap in gaps), str([round(g, 2) for g in gaps])
 
 
-async def test_a_job_that_never_finishes_times_out_at_the_deadline(start: Runner, stack: Stack) -> None:
+async def test_a_job_that_never_finishes_times_out_at_the_deadline(start: Start, stack: Stack) -> None:
     handle = await start("a clock with no hands [sim:never]", poll_interval_seconds=5, deadline_seconds=60)
 
     result = await job_result(handle)
@@ -138,7 +111,7 @@ async def test_a_job_that_never_finishes_times_out_at_the_deadline(start: Runner
     assert 60 <= elapsed < 70
 
 
-async def test_a_failed_sora_job_records_its_code_and_message(start: Runner, stack: Stack) -> None:
+async def test_a_failed_sora_job_records_its_code_and_message(start: Start, stack: Stack) -> None:
     handle = await start("something forbidden [sim:fail:moderation_blocked]")
 
     result = await job_result(handle)
@@ -156,7 +129,7 @@ async def test_a_failed_sora_job_records_its_code_and_message(start: Runner, sta
     assert row.remote_may_be_running is False
 
 
-async def test_a_cancel_signal_ends_the_wait_at_once(start: Runner, stack: Stack) -> None:
+async def test_a_cancel_signal_ends_the_wait_at_once(start: Start, stack: Stack) -> None:
     handle = await start("a very long take [sim:never]", poll_interval_seconds=300, deadline_seconds=7200)
     await _wait_until_polling(handle)
 
@@ -173,7 +146,7 @@ async def test_a_cancel_signal_ends_the_wait_at_once(start: Runner, stack: Stack
     assert row is not None and row.status == "cancelled" and row.remote_may_be_running
 
 
-async def test_a_temporal_cancellation_is_recorded_as_cancelled(start: Runner, stack: Stack) -> None:
+async def test_a_temporal_cancellation_is_recorded_as_cancelled(start: Start, stack: Stack) -> None:
     handle = await start("a very long take [sim:never]", poll_interval_seconds=300, deadline_seconds=7200)
     await _wait_until_polling(handle)
 
@@ -187,7 +160,7 @@ async def test_a_temporal_cancellation_is_recorded_as_cancelled(start: Runner, s
 
 
 async def test_continue_as_new_carries_the_job_through_to_completion(
-    start: Runner, stack: Stack, time_skipping_env: WorkflowEnvironment
+    start: Start, stack: Stack, time_skipping_env: WorkflowEnvironment
 ) -> None:
     handle = await start(
         "an hourglass [sim:duration=100]", poll_interval_seconds=5, deadline_seconds=3600, max_polls_per_run=2
@@ -205,7 +178,7 @@ async def test_continue_as_new_carries_the_job_through_to_completion(
 
 
 async def test_the_progress_query_spans_every_run_of_a_continued_job(
-    start: Runner, time_skipping_env: WorkflowEnvironment
+    start: Start, time_skipping_env: WorkflowEnvironment
 ) -> None:
     handle = await start(
         "a melting candle [sim:duration=100]",
@@ -226,7 +199,7 @@ async def test_the_progress_query_spans_every_run_of_a_continued_job(
 
 
 async def test_the_workflow_replays_deterministically(
-    start: Runner, time_skipping_env: WorkflowEnvironment
+    start: Start, time_skipping_env: WorkflowEnvironment
 ) -> None:
     handle = await start("a lighthouse in a storm")
     await handle.result()
@@ -236,7 +209,7 @@ async def test_the_workflow_replays_deterministically(
     await Replayer(workflows=[VideoGenerationWorkflow]).replay_workflow(history)
 
 
-async def test_an_invalid_request_fails_before_anything_is_sent(start: Runner, stack: Stack) -> None:
+async def test_an_invalid_request_fails_before_anything_is_sent(start: Start, stack: Stack) -> None:
     handle = await start("a cat", size="640x480")
 
     result = await job_result(handle)
@@ -256,7 +229,7 @@ def _tmp_image(tmp_path: Path) -> Path:
 
 
 async def test_a_reference_image_is_fitted_to_the_requested_size(
-    start: Runner, stack: Stack, tmp_path: Path
+    start: Start, stack: Stack, tmp_path: Path
 ) -> None:
     # As the starter hands it over: read and fitted where the user is, the bytes in the input.
     fitted = fit_local_file(str(_tmp_image(tmp_path)), "1280x720", max_bytes=10_000_000)
